@@ -1,0 +1,17 @@
+/* AVX-512 slots (over the AVX2 table). */
+#include "../ktable.h"
+
+void lcx_table_init_avx512(lcx_ktable *t, unsigned features)
+{
+    LCX_KSET(t, convert_f32_bf16, lcx_k_convert_f32_bf16__avx512);
+    LCX_KSET(t, convert_bf16_f32, lcx_k_convert_bf16_f32__avx512);
+    LCX_KSET(t, convert_f32_f16, lcx_k_convert_f32_f16__avx512);
+    LCX_KSET(t, convert_f16_f32, lcx_k_convert_f16_f32__avx512);
+    LCX_KSET(t, bench_fma, lcx_k_bench_fma__avx512);
+    t->bench_fma_flops_per_iter = 12 * 16 * 2;
+#if defined(LCX_HAVE_AVX512BF16)
+    lcx_table_init_avx512bf16(t, features);
+#else
+    (void)features;
+#endif
+}

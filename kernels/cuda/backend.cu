@@ -1,0 +1,66 @@
+/* CUDA backend: device selection, stream ownership, synchronisation and the
+ * op -> kernel name list. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_check.cuh"
+
+extern "C" lcx_status lcx_cuda_open(int device, void *stream, lcx_cuda_state **out)
+{
+    int count = 0;
+    LCX_CUDA_TRY(cudaGetDeviceCount(&count));
+    if (device >= count)
+        return lcx_fail(LCX_E_DEVICE, "cuda: device %d requested but %d device(s) present", device,
+                        count);
+    LCX_CUDA_TRY(cudaSetDevice(device));
+    lcx_cuda_state *s = (lcx_cuda_state *)calloc(1, sizeof *s);
+    if (!s)
+        return lcx_fail(LCX_E_NOMEM, "cuda: out of host memory");
+    s->device = device;
+    if (stream) {
+        s->stream = (cudaStream_t)stream;
+    } else {
+        lcx_status st = lcx_cuda_status(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
+                                        "cudaStreamCreateWithFlags");
+        if (st != LCX_OK) {
+            free(s);
+            return st;
+        }
+        s->owns_stream = 1;
+    }
+    *out = s;
+    return LCX_OK;
+}
+
+extern "C" void lcx_cuda_close(lcx_cuda_state *s)
+{
+    if (!s)
+        return;
+    if (s->owns_stream) {
+        cudaSetDevice(s->device);
+        cudaStreamSynchronize(s->stream);
+        cudaStreamDestroy(s->stream);
+    }
+    free(s);
+}
+
+extern "C" lcx_status lcx_cuda_sync(lcx_cuda_state *s)
+{
+    LCX_CUDA_TRY(cudaSetDevice(s->device));
+    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    return LCX_OK;
+}
+
+extern "C" const char *lcx_cuda_kernel_name(const char *op)
+{
+    static const char *const names[][2] = {
+        {"convert_f32_bf16", "lcx_k_convert_f32_bf16__cuda"},
+        {"convert_bf16_f32", "lcx_k_convert_bf16_f32__cuda"},
+        {"convert_f32_f16", "lcx_k_convert_f32_f16__cuda"},
+        {"convert_f16_f32", "lcx_k_convert_f16_f32__cuda"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(op, names[i][0]) == 0)
+            return names[i][1];
+    return NULL;
+}

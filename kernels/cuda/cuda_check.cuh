@@ -1,0 +1,31 @@
+/* Shared by the CUDA sources: the backend state and the error check that
+ * turns every failed CUDA call into LCX_E_DEVICE with CUDA's own text. */
+#ifndef LCX_CUDA_CHECK_CUH
+#define LCX_CUDA_CHECK_CUH
+
+#include <cuda_runtime.h>
+
+#include "../../lib/internal/lcx_cuda.h"
+
+struct lcx_cuda_state {
+    int device;
+    cudaStream_t stream;
+    int owns_stream;
+};
+
+static inline lcx_status lcx_cuda_status(cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess)
+        return LCX_OK;
+    return lcx_fail(LCX_E_DEVICE, "cuda: %s: %s (%s)", what, cudaGetErrorString(e),
+                    cudaGetErrorName(e));
+}
+
+#define LCX_CUDA_TRY(call)                                                    \
+    do {                                                                      \
+        lcx_status lcx_st_ = lcx_cuda_status((call), #call);                  \
+        if (lcx_st_ != LCX_OK)                                                \
+            return lcx_st_;                                                   \
+    } while (0)
+
+#endif

@@ -1,0 +1,13 @@
+/* NEON slots (over the scalar table). */
+#include "../ktable.h"
+
+void lcx_table_init_neon(lcx_ktable *t, unsigned features)
+{
+    (void)features;
+    LCX_KSET(t, convert_f32_bf16, lcx_k_convert_f32_bf16__neon);
+    LCX_KSET(t, convert_bf16_f32, lcx_k_convert_bf16_f32__neon);
+    LCX_KSET(t, convert_f32_f16, lcx_k_convert_f32_f16__neon);
+    LCX_KSET(t, convert_f16_f32, lcx_k_convert_f16_f32__neon);
+    LCX_KSET(t, bench_fma, lcx_k_bench_fma__neon);
+    t->bench_fma_flops_per_iter = 12 * 4 * 2;
+}
