@@ -39,7 +39,8 @@ typedef struct lcx_ktable {
 #undef LCX_OP
     const char *impl[LCX_OP_COUNT]; /* kernel symbol name serving each slot */
     /* tuning values live beside the kernels (BLIS style) */
-    int bench_fma_flops_per_iter;   /* flops one bench_fma iteration does */
+    int bench_fma_lanes;            /* f32 lanes per accumulator of bench_fma */
+    int bench_fma_accs;             /* independent accumulators (2 flops/lane/iter) */
 } lcx_ktable;
 
 /* Install `fn` in slot `op` and record its name. */

@@ -86,7 +86,7 @@ static void lcx_convert_task(void *arg, int64_t task)
 }
 
 /* Merge adjacent dimensions that are contiguous in both tensors and drop
- * size-1 dimensions; the result has at least one dimension. */
+ * size-1 dimensions; the innermost result dimension has stride 1 in both. */
 static void lcx_collapse(const lcx_tensor *a, const lcx_tensor *b, lcx_convert_job *j)
 {
     int nd = 0;
@@ -105,10 +105,12 @@ static void lcx_collapse(const lcx_tensor *a, const lcx_tensor *b, lcx_convert_j
         j->dstride[nd] = b->stride[d];
         nd++;
     }
-    if (nd == 0) {
-        j->shape[0] = 1;
-        j->sstride[0] = j->dstride[0] = 1;
-        nd = 1;
+    if (nd == 0 || j->sstride[nd - 1] != 1 || j->dstride[nd - 1] != 1) {
+        /* the innermost dimension was size 1 and dropped: runs are single
+         * elements (nd <= 3 here, so there is room) */
+        j->shape[nd] = 1;
+        j->sstride[nd] = j->dstride[nd] = 1;
+        nd++;
     }
     j->nd = nd;
     j->inner = j->shape[nd - 1];

@@ -8,7 +8,8 @@ void lcx_table_init_avx512(lcx_ktable *t, unsigned features)
     LCX_KSET(t, convert_f32_f16, lcx_k_convert_f32_f16__avx512);
     LCX_KSET(t, convert_f16_f32, lcx_k_convert_f16_f32__avx512);
     LCX_KSET(t, bench_fma, lcx_k_bench_fma__avx512);
-    t->bench_fma_flops_per_iter = 12 * 16 * 2;
+    t->bench_fma_lanes = 16;
+    t->bench_fma_accs = 12;
 #if defined(LCX_HAVE_AVX512BF16)
     lcx_table_init_avx512bf16(t, features);
 #else

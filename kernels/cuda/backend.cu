@@ -51,6 +51,32 @@ extern "C" lcx_status lcx_cuda_sync(lcx_cuda_state *s)
     return LCX_OK;
 }
 
+extern "C" lcx_status lcx_cuda_alloc(lcx_cuda_state *s, size_t bytes, void **out)
+{
+    LCX_CUDA_TRY(cudaSetDevice(s->device));
+    LCX_CUDA_TRY(cudaMalloc(out, bytes ? bytes : 1));
+    return LCX_OK;
+}
+
+extern "C" void lcx_cuda_free(lcx_cuda_state *s, void *p)
+{
+    if (!p)
+        return;
+    cudaSetDevice(s->device);
+    cudaFree(p);
+}
+
+extern "C" lcx_status lcx_cuda_copy(lcx_cuda_state *s, void *dst, const void *src, size_t bytes,
+                                    int to_device)
+{
+    LCX_CUDA_TRY(cudaSetDevice(s->device));
+    LCX_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes,
+                                 to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                                 s->stream));
+    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    return LCX_OK;
+}
+
 extern "C" const char *lcx_cuda_kernel_name(const char *op)
 {
     static const char *const names[][2] = {

@@ -9,5 +9,6 @@ void lcx_table_init_neon(lcx_ktable *t, unsigned features)
     LCX_KSET(t, convert_f32_f16, lcx_k_convert_f32_f16__neon);
     LCX_KSET(t, convert_f16_f32, lcx_k_convert_f16_f32__neon);
     LCX_KSET(t, bench_fma, lcx_k_bench_fma__neon);
-    t->bench_fma_flops_per_iter = 12 * 4 * 2;
+    t->bench_fma_lanes = 4;
+    t->bench_fma_accs = 12;
 }

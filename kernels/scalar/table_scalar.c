@@ -13,5 +13,6 @@ void lcx_table_init_scalar(lcx_ktable *t)
 #define LCX_OP(name, ret, params) LCX_KSET(t, name, lcx_k_##name##__scalar);
 #include "../ops.def"
 #undef LCX_OP
-    t->bench_fma_flops_per_iter = 8 * 2;
+    t->bench_fma_lanes = 1;
+    t->bench_fma_accs = 8;
 }

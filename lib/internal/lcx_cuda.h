@@ -29,6 +29,11 @@ lcx_status lcx_cuda_convert(lcx_cuda_state *s, const void *src, lcx_dtype sdt, v
                             lcx_dtype ddt, int nd, const int64_t *shape, const int64_t *sstride,
                             const int64_t *dstride);
 
+/* Device memory for tests and the bench (synchronous copies). */
+lcx_status lcx_cuda_alloc(lcx_cuda_state *s, size_t bytes, void **out);
+void lcx_cuda_free(lcx_cuda_state *s, void *p);
+lcx_status lcx_cuda_copy(lcx_cuda_state *s, void *dst, const void *src, size_t bytes, int to_device);
+
 /* Name of the CUDA kernel serving op `name`, or NULL. */
 const char *lcx_cuda_kernel_name(const char *name);
 
