@@ -64,3 +64,20 @@ uint32_t lcx_ref_nan_widen(lcx_dtype dt, uint16_t h)
         return sign | 0x7f800000u | ((uint32_t)(h & 0x3ffu) << 13) | 0x00400000u;
     return (uint32_t)h << 16;                        /* bf16: exact widening */
 }
+
+uint16_t lcx_ref_encode16(lcx_dtype dt, double v)
+{
+    const lcx_fmt f = lcx_fmt_of(dt);
+    const int emask = (1 << f.exp_bits) - 1, bias = emask >> 1;
+    const uint16_t sign = signbit(v) ? 0x8000u : 0;
+    const double a = fabs(v);
+    if (a == 0)
+        return sign;
+    if (isinf(a))
+        return (uint16_t)(sign | (emask << f.mant_bits));
+    const int e = ilogb(a);
+    if (e < f.emin) /* subnormal: a = m * 2^(emin - mant_bits) */
+        return (uint16_t)(sign | (uint16_t)ldexp(a, f.mant_bits - f.emin));
+    const double m = ldexp(a, -e) - 1.0; /* fraction in [0, 1) */
+    return (uint16_t)(sign | ((e + bias) << f.mant_bits) | (uint16_t)ldexp(m, f.mant_bits));
+}

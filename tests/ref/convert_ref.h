@@ -12,6 +12,8 @@ double lcx_ref_decode16(lcx_dtype dt, uint16_t bits);
 /* x rounded to the nearest value of dtype (ties to even, subnormals kept,
  * ±inf past the largest finite value); x must not be NaN. */
 double lcx_ref_round(lcx_dtype dt, double x);
+/* Bit pattern of v, which must be exactly representable in dtype (not NaN). */
+uint16_t lcx_ref_encode16(lcx_dtype dt, double v);
 /* The 16-bit pattern the contract prescribes for narrowing a NaN f32 `bits`
  * to dtype: sign kept, upper payload bits kept, quiet bit set. */
 uint16_t lcx_ref_nan16(lcx_dtype dt, uint32_t f32_bits);
