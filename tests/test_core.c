@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/lcx_test.h"
+#include "internal/lcx_internal.h"
 
 static void test_version(void **state)
 {
@@ -313,6 +314,61 @@ static void test_info_and_threads(void **state)
     }
 }
 
+/* The pool runs every task exactly once, for any task and thread count,
+ * including more threads than tasks, and back-to-back jobs. */
+typedef struct pool_probe { _Atomic int *hits; int64_t n; } pool_probe;
+static void pool_task(void *arg, int64_t i)
+{
+    pool_probe *p = arg;
+    atomic_fetch_add(&p->hits[i], 1);
+}
+
+static void test_pool_runs_each_task_once(void **state)
+{
+    (void)state;
+    const int32_t threads[] = {1, 2, 3, 5, 8};
+    const int64_t sizes[] = {0, 1, 2, 3, 7, 64, 1001};
+    _Atomic int *hits = calloc(1001, sizeof *hits);
+    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+        lcx_context *ctx = lcx_test_context(threads[t]);
+        for (int rep = 0; rep < 50; rep++) {
+            for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+                const int64_t n = sizes[k];
+                for (int64_t i = 0; i < n; i++)
+                    atomic_store(&hits[i], 0);
+                pool_probe p = {hits, n};
+                assert_int_equal(lcx_parallel(ctx, n, pool_task, &p), LCX_OK);
+                for (int64_t i = 0; i < n; i++)
+                    if (atomic_load(&hits[i]) != 1)
+                        lcx_fail_msg("threads %d, n %lld: task %lld ran %d times", (int)threads[t],
+                                     (long long)n, (long long)i, atomic_load(&hits[i]));
+            }
+        }
+        lcx_context_destroy(ctx);
+    }
+    free(hits);
+}
+
+/* Scratch: aligned, grows on demand, reused (same pointer) when it fits. */
+static void test_scratch(void **state)
+{
+    (void)state;
+    lcx_context *ctx = lcx_test_context(1);
+    void *a, *b, *c;
+    assert_int_equal(lcx_scratch(ctx, 1000, &a), LCX_OK);
+    assert_int_equal((uintptr_t)a % 64, 0);
+    memset(a, 1, 1000);
+    assert_int_equal(lcx_scratch(ctx, 500, &b), LCX_OK);
+    assert_ptr_equal(a, b);
+    assert_int_equal(lcx_scratch(ctx, 1 << 20, &c), LCX_OK);
+    assert_int_equal((uintptr_t)c % 64, 0);
+    memset(c, 2, 1 << 20);
+    assert_int_equal(lcx_scratch(ctx, 1 << 19, &b), LCX_OK);
+    assert_ptr_equal(b, c);
+    assert_int_equal(lcx_scratch(ctx, SIZE_MAX - 8, &b), LCX_E_NOMEM);
+    lcx_context_destroy(ctx);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +381,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_isa_env),
         cmocka_unit_test(test_cuda_refusal),
         cmocka_unit_test(test_info_and_threads),
+        cmocka_unit_test(test_pool_runs_each_task_once),
+        cmocka_unit_test(test_scratch),
     };
     return lcx_test_run("core", argc, argv, tests, sizeof tests / sizeof *tests);
 }
