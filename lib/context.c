@@ -14,6 +14,14 @@
 
 #define LCX_MAX_THREADS 1024
 
+void lcx_context_info_default(lcx_context_info *info)
+{
+    if (!info)
+        return;
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+}
+
 void lcx_context_options_default(lcx_context_options *opts)
 {
     if (!opts)
@@ -165,6 +173,8 @@ lcx_status lcx_context_create(const lcx_context_options *opts, lcx_context **out
         nt = ctx->info.n_cores > 0 ? ctx->info.n_cores : 1;
     if (nt > LCX_MAX_THREADS)
         nt = LCX_MAX_THREADS;
+    if (o.device == LCX_DEVICE_CUDA)
+        nt = 1; /* host side of a CUDA context runs on the caller's thread */
     ctx->n_threads = nt;
     ctx->info.n_threads = nt;
     if (nt > 1 && !o.parallel_for && o.device == LCX_DEVICE_CPU) {
@@ -173,7 +183,7 @@ lcx_status lcx_context_create(const lcx_context_options *opts, lcx_context **out
             lcx_context_destroy(ctx);
             return st;
         }
-        ctx->pinned = o.pin_threads && ctx->topo != NULL;
+        ctx->pinned = o.pin_threads && lcx_pool_pinned(ctx->pool);
     }
     ctx->info.pinned = ctx->pinned;
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal/lcx_internal.h"
+#include "internal/lcx_fpenv.h"
 #if defined(LCX_HAVE_CUDA)
 #include "internal/lcx_cuda.h"
 #endif
@@ -67,6 +68,7 @@ static void lcx_convert_run(const lcx_convert_job *j, const void *s, void *d, si
 static void lcx_convert_task(void *arg, int64_t task)
 {
     const lcx_convert_job *j = arg;
+    const lcx_fpenv env = lcx_fpenv_enter();
     int64_t idx = task * LCX_CONVERT_CHUNK;
     const int64_t end = idx + LCX_CONVERT_CHUNK < j->numel ? idx + LCX_CONVERT_CHUNK : j->numel;
     while (idx < end) {
@@ -83,6 +85,7 @@ static void lcx_convert_task(void *arg, int64_t task)
         lcx_convert_run(j, j->src + (size_t)so * j->ses, j->dst + (size_t)dof * j->des, (size_t)n);
         idx += n;
     }
+    lcx_fpenv_leave(env);
 }
 
 /* Merge adjacent dimensions that are contiguous in both tensors and drop

@@ -1,7 +1,8 @@
 /* The context's thread pool.
  *
  * T threads take part in a job: the caller (index 0) and T-1 workers. Thread
- * t runs tasks [t*n/T, (t+1)*n/T): a static partition, so which task runs
+ * t runs a fixed contiguous range of the n tasks (n/T each, the first n%T
+ * threads one more): a static partition, so which task runs
  * where is fixed, and since every op makes its tasks independent of T, its
  * result never depends on the thread count. Workers spin briefly on the job
  * generation (low start latency for back-to-back calls), then sleep on a
@@ -34,6 +35,7 @@ struct lcx_pool {
     atomic_uint_fast64_t gen;   /* bumped once per job */
     atomic_int pending;         /* workers still running the current job */
     int stop;
+    int n_pinned;               /* workers successfully bound to a core */
     lcx_task_fn fn;
     void *arg;
     int64_t n_tasks;
@@ -50,7 +52,9 @@ static inline void lcx_cpu_relax(void)
 
 static void lcx_run_range(struct lcx_pool *p, int t)
 {
-    const int64_t lo = p->n_tasks * t / p->n, hi = p->n_tasks * (t + 1) / p->n;
+    /* thread t gets n/T tasks, plus one of the n%T left over if t < n%T */
+    const int64_t q = p->n_tasks / p->n, r = p->n_tasks % p->n;
+    const int64_t lo = q * t + (t < r ? t : r), hi = lo + q + (t < r ? 1 : 0);
     for (int64_t i = lo; i < hi; i++)
         p->fn(p->arg, i);
 }
@@ -59,8 +63,6 @@ static void *lcx_worker_main(void *arg)
 {
     struct lcx_worker *w = arg;
     struct lcx_pool *p = w->pool;
-    if (w->cpuset)
-        hwloc_set_cpubind(p->topo, w->cpuset, HWLOC_CPUBIND_THREAD); /* best effort */
     uint_fast64_t seen = 0;
     for (;;) {
         uint_fast64_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
@@ -120,14 +122,24 @@ lcx_status lcx_pool_create(int32_t n_threads, struct hwloc_topology *topo, int p
             }
         }
         if (pthread_create(&w->thread, NULL, lcx_worker_main, w) != 0) {
+            if (w->cpuset)
+                hwloc_bitmap_free(w->cpuset);
             p->n = t; /* workers 1..t-1 exist */
             lcx_pool_destroy(p);
             return lcx_fail(LCX_E_NOMEM, "context: cannot start worker thread %d of %d", t,
                             (int)n_threads);
         }
+        /* bind from here, synchronously, so the outcome is known */
+        if (w->cpuset && hwloc_set_thread_cpubind(topo, w->thread, w->cpuset, 0) == 0)
+            p->n_pinned++;
     }
     *out = p;
     return LCX_OK;
+}
+
+int lcx_pool_pinned(const lcx_pool *p)
+{
+    return p && p->n > 1 && p->n_pinned == p->n - 1;
 }
 
 void lcx_pool_destroy(lcx_pool *p)

@@ -13,6 +13,12 @@ lcx_status lcx_tensor_init(lcx_tensor *t, void *data, lcx_dtype dtype, int32_t n
     if (ndim < 1 || ndim > LCX_MAX_DIMS)
         return lcx_fail(LCX_E_INVALID, "tensor_init: ndim %" PRId32 " is outside 1..%d", ndim,
                         LCX_MAX_DIMS);
+    if (lcx_dtype_size(dtype) == 0)
+        return lcx_fail(LCX_E_INVALID, "tensor_init: unknown dtype %d", (int)dtype);
+    for (int32_t d = 0; d < ndim; d++)
+        if (shape[d] < 0)
+            return lcx_fail(LCX_E_INVALID, "tensor_init: shape[%" PRId32 "] = %" PRId64 " is negative",
+                            d, shape[d]);
     lcx_tensor r = {0};
     r.data = data;
     r.dtype = dtype;
@@ -21,8 +27,8 @@ lcx_status lcx_tensor_init(lcx_tensor *t, void *data, lcx_dtype dtype, int32_t n
     for (int32_t d = ndim - 1; d >= 0; d--) {
         r.shape[d] = shape[d];
         r.stride[d] = s;
-        if (!lcx_mul_i64(s, shape[d] > 0 ? shape[d] : 1, &s))
-            s = INT64_MAX; /* lcx_tensor_validate reports the overflow */
+        if (d > 0 && !lcx_mul_i64(s, shape[d] > 0 ? shape[d] : 1, &s))
+            return lcx_fail(LCX_E_OVERFLOW, "tensor_init: strides overflow");
     }
     *t = r;
     return LCX_OK;
@@ -53,6 +59,9 @@ lcx_status lcx_tensor_validate(const lcx_tensor *t, const char *name, int writab
     if (t->ndim < 1 || t->ndim > LCX_MAX_DIMS)
         return lcx_fail(LCX_E_INVALID, "%s: ndim %" PRId32 " is outside 1..%d", name, t->ndim,
                         LCX_MAX_DIMS);
+    if ((uintptr_t)t->data % lcx_dtype_size(t->dtype) != 0)
+        return lcx_fail(LCX_E_INVALID, "%s: data %p is not aligned to its %zu-byte elements", name,
+                        t->data, lcx_dtype_size(t->dtype));
     const int32_t nd = t->ndim;
     for (int32_t d = 0; d < nd; d++) {
         if (t->shape[d] < 0)

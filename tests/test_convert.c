@@ -420,6 +420,80 @@ static void test_callback_error(void **state)
     lcx_context_destroy(ctx);
 }
 
+/* The caller's floating-point environment (flush-to-zero, denormals-are-
+ * zero, default NaN, another rounding mode) must not change any result. */
+static uint64_t read_fpenv(void)
+{
+#if defined(__x86_64__)
+    unsigned int m;
+    __asm__ volatile("stmxcsr %0" : "=m"(m));
+    return m;
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(v));
+    return v;
+#else
+    return 0;
+#endif
+}
+
+static void write_fpenv(uint64_t v)
+{
+#if defined(__x86_64__)
+    unsigned int m = (unsigned int)v;
+    __asm__ volatile("ldmxcsr %0" : : "m"(m));
+#elif defined(__aarch64__)
+    __asm__ volatile("msr fpcr, %0" : : "r"(v));
+#else
+    (void)v;
+#endif
+}
+
+/* flush-to-zero, denormals-are-zero / default NaN, round toward zero */
+static uint64_t hostile_fpenv(uint64_t normal)
+{
+#if defined(__x86_64__)
+    return normal | 0x8040u | 0x6000u;
+#elif defined(__aarch64__)
+    return normal | (1ull << 24) | (1ull << 25) | (3ull << 22) | (1ull << 19);
+#else
+    return normal;
+#endif
+}
+
+static void test_caller_fp_environment(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 6);
+    enum { N = 30011 };
+    float *src = malloc(N * 4), *w = malloc(N * 4);
+    uint16_t *h = malloc(N * 2), *s16 = malloc(N * 2);
+    edge_f32(src, N, &rng);
+    for (size_t i = 0; i < N; i++)
+        s16[i] = (uint16_t)lcx_rng_u32(&rng);
+    lcx_context *ctx = lcx_test_context(1); /* the caller's thread runs the kernels */
+    const uint64_t normal = read_fpenv(), hostile = hostile_fpenv(normal);
+    for (int k = 0; k < 2; k++) {
+        const lcx_dtype dt = k ? LCX_F16 : LCX_BF16;
+        write_fpenv(hostile);
+        convert_1d(ctx, LCX_F32, src, dt, h, N);
+        convert_1d(ctx, dt, s16, LCX_F32, w, N);
+        const uint64_t after = read_fpenv();
+        write_fpenv(normal);
+        if (after != hostile)
+            lcx_fail_msg("the call changed the caller's FP control register: 0x%llx -> 0x%llx",
+                         (unsigned long long)hostile, (unsigned long long)after);
+        check_narrow(dt, src, h, N, "narrow under FTZ/DAZ/RZ");
+        check_widen(dt, s16, w, N, "widen under FTZ/DAZ/RZ");
+    }
+    lcx_context_destroy(ctx);
+    free(src);
+    free(w);
+    free(h);
+    free(s16);
+}
+
 /* Every invalid argument: its status, a message, and no output byte changed. */
 static void test_bad_input(void **state)
 {
@@ -461,14 +535,16 @@ static void test_bad_input(void **state)
         case 11: b = (struct bad){"ndim mismatch", LCX_E_INVALID, "dims"}; td.ndim = 1; td.shape[0] = 64; td.stride[0] = 1; break;
         case 12: b = (struct bad){"unknown src dtype", LCX_E_INVALID, "dtype"}; ts.dtype = (lcx_dtype)7; break;
         case 13: b = (struct bad){"unknown dst dtype", LCX_E_INVALID, "dtype"}; td.dtype = (lcx_dtype)-1; break;
-        case 14: b = (struct bad){"element count overflow", LCX_E_OVERFLOW, "overflow"};
-            ts.shape[0] = td.shape[0] = INT64_MAX / 8; break;
+        case 14: b = (struct bad){"element count overflow", LCX_E_OVERFLOW, "element count"};
+            ts.shape[0] = td.shape[0] = INT64_MAX / 8; ts.stride[0] = 0; break;
         case 15: b = (struct bad){"stride overflow", LCX_E_OVERFLOW, "overflow"}; ts.stride[0] = INT64_MAX / 2; break;
         case 16: b = (struct bad){"byte size overflow", LCX_E_OVERFLOW, "overflow"};
             ts.shape[0] = td.shape[0] = INT64_MAX / 5; ts.shape[1] = td.shape[1] = 1; ts.stride[0] = td.stride[0] = 2; break;
         case 17: b = (struct bad){"dst aliases itself", LCX_E_INVALID, "overlap"}; td.stride[0] = 0; break;
         case 18: b = (struct bad){"src and dst overlap", LCX_E_INVALID, "overlap"}; ts.data = dst + 8; break;
         case 19: b = (struct bad){"dst rows overlap", LCX_E_INVALID, "overlap"}; td.stride[0] = 8; break;
+        case 20: b = (struct bad){"misaligned src", LCX_E_INVALID, "aligned"}; ts.data = (char *)src + 2; break;
+        case 21: b = (struct bad){"misaligned dst", LCX_E_INVALID, "aligned"}; td.data = dst + 1; break;
         default: goto done;
         }
         const lcx_status got = lcx_convert(cx, ps, pd);
@@ -541,7 +617,6 @@ static void test_table_variants(void **state)
             check_widen(LCX_BF16, s16, w, n, t.impl[LCX_OP_convert_bf16_f32]);
             t.convert_f16_f32(s16, w, n);
             check_widen(LCX_F16, s16, w, n, t.impl[LCX_OP_convert_f16_f32]);
-            n += 6;
         }
         /* the FMA probe with a = 1: accumulator j (of `lanes` lanes) starts at
          * j and gains b per iteration; all sums stay exact in f32 */
@@ -567,6 +642,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_thread_independence),
         cmocka_unit_test(test_callback_error),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_caller_fp_environment),
         cmocka_unit_test(test_table_variants),
     };
     return lcx_test_run("convert", argc, argv, tests, sizeof tests / sizeof *tests);

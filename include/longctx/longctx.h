@@ -50,6 +50,10 @@ LCX_API int lcx_cuda_compiled(void);
 /* Context                                                             */
 /* ------------------------------------------------------------------ */
 
+/** A context: device, ISA, kernel table, thread pool and scratch memory.
+ *  A context is used by one thread at a time (its pool and scratch are not
+ *  synchronised); different contexts are independent and may be used
+ *  concurrently. */
 typedef struct lcx_context lcx_context;
 
 /** Caller-supplied parallel loop. It must call task(task_arg, i) exactly once
@@ -94,7 +98,9 @@ LCX_API const char *lcx_context_isa_name(const lcx_context *ctx);
 LCX_API lcx_isa lcx_context_isa(const lcx_context *ctx);
 /** The context's device. */
 LCX_API lcx_device lcx_context_device(const lcx_context *ctx);
-/** Number of threads parallel work is spread over (1 with no pool). */
+/** Threads parallel work is spread over: the pool size (1 = no pool); with a
+ *  parallel_for callback, the n_threads asked for (0 = physical cores), used
+ *  only as a hint; 1 for a CUDA context. */
 LCX_API int32_t lcx_context_n_threads(const lcx_context *ctx);
 
 /** Name of the kernel serving `op` in this context, e.g.
@@ -114,13 +120,15 @@ typedef struct lcx_context_info {
     int32_t n_pus;            /**< hardware threads */
     int32_t n_numa;           /**< NUMA nodes */
     int32_t n_packages;       /**< sockets */
-    int32_t pinned;           /**< non-zero if pool threads are pinned */
+    int32_t pinned;           /**< non-zero if every pool worker was bound to its core */
     int64_t l1d_bytes;        /**< per-core data cache sizes, 0 if unknown */
     int64_t l2_bytes;
     int64_t l3_bytes;         /**< size of the first L3 (shared) */
     char cpu_model[96];       /**< CPU model string, "" if unknown */
 } lcx_context_info;
 
+/** Zero *info and set its struct_size. NULL is ignored. */
+LCX_API void lcx_context_info_default(lcx_context_info *info);
 /** Fill *info (info->struct_size must be sizeof(lcx_context_info)). */
 LCX_API lcx_status lcx_context_get_info(const lcx_context *ctx, lcx_context_info *info);
 

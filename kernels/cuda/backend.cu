@@ -12,7 +12,8 @@ extern "C" lcx_status lcx_cuda_open(int device, void *stream, lcx_cuda_state **o
     if (device >= count)
         return lcx_fail(LCX_E_DEVICE, "cuda: device %d requested but %d device(s) present", device,
                         count);
-    LCX_CUDA_TRY(cudaSetDevice(device));
+    lcx_device_scope scope(device);
+    LCX_CUDA_TRY(scope.err);
     lcx_cuda_state *s = (lcx_cuda_state *)calloc(1, sizeof *s);
     if (!s)
         return lcx_fail(LCX_E_NOMEM, "cuda: out of host memory");
@@ -20,8 +21,10 @@ extern "C" lcx_status lcx_cuda_open(int device, void *stream, lcx_cuda_state **o
     if (stream) {
         s->stream = (cudaStream_t)stream;
     } else {
-        lcx_status st = lcx_cuda_status(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
-                                        "cudaStreamCreateWithFlags");
+        /* a blocking stream: it orders after work the caller queued on the
+         * legacy default stream (cudaMemcpy, cudaMemset, <<<>>> without a
+         * stream), so inputs prepared there are ready when ops read them */
+        lcx_status st = lcx_cuda_status(cudaStreamCreate(&s->stream), "cudaStreamCreate");
         if (st != LCX_OK) {
             free(s);
             return st;
@@ -37,7 +40,7 @@ extern "C" void lcx_cuda_close(lcx_cuda_state *s)
     if (!s)
         return;
     if (s->owns_stream) {
-        cudaSetDevice(s->device);
+        lcx_device_scope scope(s->device);
         cudaStreamSynchronize(s->stream);
         cudaStreamDestroy(s->stream);
     }
@@ -46,14 +49,16 @@ extern "C" void lcx_cuda_close(lcx_cuda_state *s)
 
 extern "C" lcx_status lcx_cuda_sync(lcx_cuda_state *s)
 {
-    LCX_CUDA_TRY(cudaSetDevice(s->device));
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
     LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
     return LCX_OK;
 }
 
 extern "C" lcx_status lcx_cuda_alloc(lcx_cuda_state *s, size_t bytes, void **out)
 {
-    LCX_CUDA_TRY(cudaSetDevice(s->device));
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
     LCX_CUDA_TRY(cudaMalloc(out, bytes ? bytes : 1));
     return LCX_OK;
 }
@@ -62,14 +67,15 @@ extern "C" void lcx_cuda_free(lcx_cuda_state *s, void *p)
 {
     if (!p)
         return;
-    cudaSetDevice(s->device);
+    lcx_device_scope scope(s->device);
     cudaFree(p);
 }
 
 extern "C" lcx_status lcx_cuda_copy(lcx_cuda_state *s, void *dst, const void *src, size_t bytes,
                                     int to_device)
 {
-    LCX_CUDA_TRY(cudaSetDevice(s->device));
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
     LCX_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes,
                                  to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
                                  s->stream));

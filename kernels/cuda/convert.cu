@@ -76,10 +76,14 @@ lcx_status lcx_launch_from(lcx_dtype ddt, const void *src, void *dst, const lcx_
         bx = 4096;
     const int64_t by = rows < 65535 ? rows : 65535;
     const dim3 grid((unsigned)bx, (unsigned)by);
+    /* an error left by earlier, unrelated work is reported as such, not
+     * blamed on this launch */
+    LCX_CUDA_TRY(cudaPeekAtLastError());
     switch (ddt) {
     case LCX_F32: lcx_convert_kernel<S, LCX_F32><<<grid, threads, 0, stream>>>(src, dst, g, rows); break;
     case LCX_BF16: lcx_convert_kernel<S, LCX_BF16><<<grid, threads, 0, stream>>>(src, dst, g, rows); break;
     case LCX_F16: lcx_convert_kernel<S, LCX_F16><<<grid, threads, 0, stream>>>(src, dst, g, rows); break;
+    default: return lcx_fail(LCX_E_INVALID, "convert: unknown dst dtype %d", (int)ddt);
     }
     return lcx_cuda_status(cudaGetLastError(), "convert kernel launch");
 }
@@ -101,11 +105,12 @@ extern "C" lcx_status lcx_cuda_convert(lcx_cuda_state *s, const void *src, lcx_d
         if (d < 3)
             rows *= g.shape[d];
     }
-    LCX_CUDA_TRY(cudaSetDevice(s->device));
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
     switch (sdt) {
     case LCX_F32: return lcx_launch_from<LCX_F32>(ddt, src, dst, g, rows, s->stream);
     case LCX_BF16: return lcx_launch_from<LCX_BF16>(ddt, src, dst, g, rows, s->stream);
     case LCX_F16: return lcx_launch_from<LCX_F16>(ddt, src, dst, g, rows, s->stream);
+    default: return lcx_fail(LCX_E_INVALID, "convert: unknown src dtype %d", (int)sdt);
     }
-    return lcx_fail(LCX_E_INVALID, "convert: unknown dtype");
 }

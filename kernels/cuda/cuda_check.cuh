@@ -21,6 +21,27 @@ static inline lcx_status lcx_cuda_status(cudaError_t e, const char *what)
                     cudaGetErrorName(e));
 }
 
+/* Make `dev` current for the scope of a call and restore the caller's
+ * current device afterwards, so the library never changes it. */
+struct lcx_device_scope {
+    int prev;
+    cudaError_t err;
+    explicit lcx_device_scope(int dev) : prev(-1)
+    {
+        err = cudaGetDevice(&prev);
+        if (err == cudaSuccess && prev != dev)
+            err = cudaSetDevice(dev);
+        else if (err != cudaSuccess)
+            prev = -1;
+    }
+    ~lcx_device_scope()
+    {
+        int cur;
+        if (prev >= 0 && cudaGetDevice(&cur) == cudaSuccess && cur != prev)
+            cudaSetDevice(prev);
+    }
+};
+
 #define LCX_CUDA_TRY(call)                                                    \
     do {                                                                      \
         lcx_status lcx_st_ = lcx_cuda_status((call), #call);                  \

@@ -53,6 +53,8 @@ typedef void (*lcx_task_fn)(void *arg, int64_t index);
 struct hwloc_topology;
 lcx_status lcx_pool_create(int32_t n_threads, struct hwloc_topology *topo, int pin, lcx_pool **out);
 void lcx_pool_destroy(lcx_pool *pool);
+/* 1 if every worker was bound to its core */
+int lcx_pool_pinned(const lcx_pool *pool);
 /* Run fn(arg, i) for i in [0, n): thread t of T runs [t*n/T, (t+1)*n/T). */
 void lcx_pool_run(lcx_pool *pool, int64_t n, lcx_task_fn fn, void *arg);
 
