@@ -154,4 +154,6 @@ LCX_API lcx_status lcx_context_synchronize(lcx_context *ctx);
 }
 #endif
 
+#include "longctx/rope.h"
+
 #endif /* LONGCTX_LONGCTX_H */
