@@ -634,7 +634,7 @@ static lcx_status lcx_rope_prepare(lcx_context *ctx, const char *op, const lcx_r
             return lcx_fail(LCX_E_INVALID,
                             "%s: q is [%" PRId64 "][%" PRId64 "] tokens but k is [%" PRId64 "][%" PRId64 "]",
                             op, q->shape[0], q->shape[1], k->shape[0], k->shape[1]);
-        if (lcx_tensors_overlap(q, k))
+        if (!lcx_views_disjoint(q, k))
             return lcx_fail(LCX_E_INVALID, "%s: q and k overlap in memory", op);
     }
     const lcx_tensor *t = q ? q : k;

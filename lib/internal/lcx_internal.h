@@ -34,6 +34,10 @@ static inline int lcx_add_i64(int64_t a, int64_t b, int64_t *out)
 void lcx_tensor_extent(const lcx_tensor *t, uintptr_t *lo, uintptr_t *hi);
 /* 1 if two validated tensors' byte extents intersect. */
 int lcx_tensors_overlap(const lcx_tensor *a, const lcx_tensor *b);
+/* 1 if two validated views share no element: byte extents apart, or two
+ * views interleaved row by row in one buffer (fused QKV). Conservative: 0
+ * means "may overlap". */
+int lcx_views_disjoint(const lcx_tensor *a, const lcx_tensor *b);
 /* Check shapes (ndim and every extent) match; message names both tensors. */
 lcx_status lcx_check_same_shape(const char *op, const lcx_tensor *a, const char *an,
                                 const lcx_tensor *b, const char *bn);
