@@ -10,7 +10,7 @@
  * fraction of the ceiling at the same thread count.
  *
  *   longctx-bench [--json FILE] [--isa LIST] [--threads LIST] [--mb N]
- *                 [--reps N] [--quick] [ceilings|convert ...]
+ *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|rope ...]
  */
 #include <inttypes.h>
 #include <math.h>
@@ -27,7 +27,10 @@ typedef struct bench_opts {
     int threads[16], n_threads;
     double mb;          /* working-set size of streaming benchmarks, MiB */
     int reps;
-    int want_ceilings, want_convert;
+    int want_ceilings, want_convert, want_rope;
+    int64_t seqs[8];
+    int n_seqs;
+    int quick;
 } bench_opts;
 
 typedef struct stats { double med, min, max; } stats;
@@ -304,6 +307,188 @@ static void bench_convert(const bench_opts *o)
     free(g16);
 }
 
+/* ---------------- rope ---------------- */
+
+/* The common engine approach, written plainly: a cos/sin table for every
+ * position, built once (not timed), then rotate every head of q and k. */
+typedef struct table_rope {
+    float *cos, *sin; /* [max_pos][n_pairs] */
+    int32_t n_pairs;
+} table_rope;
+
+static void table_rope_rotate(const table_rope *tr, float *x, int64_t tokens, int64_t heads, int32_t dim,
+                              const int64_t *pos)
+{
+    const int32_t n = tr->n_pairs;
+    for (int64_t t = 0; t < tokens; t++) {
+        const float *c = tr->cos + pos[t] * n, *s = tr->sin + pos[t] * n;
+        for (int64_t h = 0; h < heads; h++) {
+            float *u = x + (t * heads + h) * dim, *v = u + n;
+            for (int32_t i = 0; i < n; i++) {
+                const float a = u[i], b = v[i];
+                u[i] = a * c[i] - b * s[i];
+                v[i] = b * c[i] + a * s[i];
+            }
+        }
+    }
+}
+
+typedef struct table_job {
+    const table_rope *tr;
+    float *q, *k;
+    int64_t tokens, hq, hk;
+    int32_t dim;
+    const int64_t *pos;
+    int64_t tasks;
+} table_job;
+
+static void table_task(void *arg, int64_t i)
+{
+    table_job *j = arg;
+    const int64_t lo = j->tokens * i / j->tasks, hi = j->tokens * (i + 1) / j->tasks;
+    table_rope_rotate(j->tr, j->q + lo * j->hq * j->dim, hi - lo, j->hq, j->dim, j->pos + lo);
+    table_rope_rotate(j->tr, j->k + lo * j->hk * j->dim, hi - lo, j->hk, j->dim, j->pos + lo);
+}
+
+typedef struct rope_bench_job {
+    lcx_context *ctx;
+    lcx_rope *rope;       /* NULL: table baseline */
+    table_job tj;
+    lcx_tensor q, k;
+    int64_t *pos;         /* chunk positions, rewritten per chunk */
+    int64_t seq, chunk;
+} rope_bench_job;
+
+/* rotate `seq` tokens through a `chunk`-token buffer (positions advance) */
+static void rope_run(void *arg)
+{
+    rope_bench_job *j = arg;
+    for (int64_t base = 0; base < j->seq; base += j->chunk) {
+        const int64_t n = j->seq - base < j->chunk ? j->seq - base : j->chunk;
+        for (int64_t t = 0; t < n; t++)
+            j->pos[t] = base + t;
+        if (j->rope) {
+            j->q.shape[1] = j->k.shape[1] = n;
+            if (lcx_rope_apply(j->ctx, j->rope, &j->q, &j->k, j->pos) != LCX_OK) {
+                fprintf(stderr, "longctx-bench: rope_apply: %s\n", lcx_last_error());
+                exit(1);
+            }
+        } else {
+            j->tj.tokens = n;
+            lcx_parallel(j->ctx, j->tj.tasks, table_task, &j->tj);
+        }
+    }
+}
+
+static void bench_rope(const bench_opts *o)
+{
+    static const struct { const char *name; int hq, hk, dim; } shapes[] = {
+        {"llama3-8b", 32, 8, 128}, {"phi3-mini", 32, 32, 96}, {"d64-gqa", 32, 8, 64}};
+    printf("\n== rope: q+k in place, YaRN-scaled frequencies (bytes = q+k read and written) ==\n");
+    printf("%-10s %8s %-5s %-8s %-8s %3s %10s %8s %8s %8s  %s\n", "shape", "seq", "dtype", "mode", "isa", "thr",
+           "Mtok/s", "GB/s", "min", "of copy", "kernel / impl");
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int hq = shapes[si].hq, hk = shapes[si].hk, D = shapes[si].dim;
+        for (int qi = 0; qi < o->n_seqs; qi++) {
+            const int64_t seq = o->seqs[qi];
+            const int64_t chunk = seq < 8192 ? seq : 8192;
+            const size_t nq = (size_t)chunk * hq * D, nk = (size_t)chunk * hk * D;
+            float *qb = aligned_alloc(64, nq * 4), *kb = aligned_alloc(64, nk * 4);
+            int64_t *pos = malloc(sizeof(int64_t) * (size_t)chunk);
+            for (size_t i = 0; i < nq; i++)
+                qb[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+            for (size_t i = 0; i < nk; i++)
+                kb[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+            lcx_rope_config cfg;
+            lcx_rope_config_default(&cfg);
+            cfg.type = LCX_ROPE_YARN;
+            cfg.head_dim = D;
+            cfg.factor = 4;
+            cfg.original_max_position = 32768;
+            for (int dt = 0; dt < 2; dt++) {
+                const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+                const size_t es = lcx_dtype_size(dtype);
+                if (dt) { /* real bf16 values (not f32 bytes read as bf16: subnormals and NaNs) */
+                    lcx_context *cx = make_ctx(LCX_ISA_AUTO, 1);
+                    lcx_tensor s1, d1;
+                    const int64_t n1[1] = {(int64_t)nq}, n2[1] = {(int64_t)nk};
+                    lcx_tensor_init(&s1, qb, LCX_F32, 1, n1);
+                    lcx_tensor_init(&d1, qb, LCX_BF16, 1, n1);
+                    float *tmp = malloc(nq * 4);
+                    memcpy(tmp, qb, nq * 4);
+                    s1.data = tmp;
+                    lcx_convert(cx, &s1, &d1);
+                    memcpy(tmp, kb, nk * 4);
+                    lcx_tensor_init(&s1, tmp, LCX_F32, 1, n2);
+                    lcx_tensor_init(&d1, kb, LCX_BF16, 1, n2);
+                    lcx_convert(cx, &s1, &d1);
+                    free(tmp);
+                    lcx_context_destroy(cx);
+                }
+                const double bytes = 2.0 * (double)seq * (hq + hk) * D * (double)es;
+                for (int mode = 0; mode < 3; mode++) { /* precise, hf_f32, table baseline */
+                    if (mode == 2 && dtype != LCX_F32)
+                        continue;
+                    cfg.precision = mode == 1 ? LCX_ROPE_HF_F32 : LCX_ROPE_PRECISE;
+                    for (int ii = 0; ii < (mode == 2 ? 1 : o->n_isas); ii++) {
+                        for (int ti = 0; ti < o->n_threads; ti++) {
+                            const int t = o->threads[ti];
+                            const int isa = mode == 2 ? LCX_ISA_SCALAR : o->isas[ii];
+                            lcx_context *ctx = make_ctx(isa, t);
+                            if (!ctx)
+                                continue;
+                            rope_bench_job j;
+                            memset(&j, 0, sizeof j);
+                            j.ctx = ctx;
+                            j.pos = pos;
+                            j.seq = seq;
+                            j.chunk = chunk;
+                            table_rope tr = {0};
+                            if (mode < 2) {
+                                lcx_rope_create(ctx, &cfg, seq, &j.rope);
+                                const int64_t sq[4] = {1, chunk, hq, D}, sk[4] = {1, chunk, hk, D};
+                                lcx_tensor_init(&j.q, qb, dtype, 4, sq);
+                                lcx_tensor_init(&j.k, kb, dtype, 4, sk);
+                            } else {
+                                double th[64], a;
+                                lcx_rope_frequencies(&cfg, seq, th, &a);
+                                tr.n_pairs = D / 2;
+                                tr.cos = malloc(sizeof(float) * (size_t)seq * tr.n_pairs);
+                                tr.sin = malloc(sizeof(float) * (size_t)seq * tr.n_pairs);
+                                for (int64_t p = 0; p < seq; p++)
+                                    for (int i = 0; i < tr.n_pairs; i++) {
+                                        const double ang = fmod((double)p * th[i], 2 * M_PI);
+                                        tr.cos[p * tr.n_pairs + i] = (float)(a * cos(ang));
+                                        tr.sin[p * tr.n_pairs + i] = (float)(a * sin(ang));
+                                    }
+                                j.tj = (table_job){&tr, qb, kb, chunk, hq, hk, D, pos, (int64_t)t * 8};
+                            }
+                            const stats s = time_it(rope_run, &j, o->reps);
+                            const double g = bytes / s.med * 1e-9, frac = g / copy_gbps[t];
+                            const char *impl = mode == 2 ? "table (plain C)" : lcx_context_kernel_name(ctx, mode ? "rope_cossin_f32" : "rope_cossin");
+                            const char *mname = mode == 0 ? "precise" : mode == 1 ? "hf_f32" : "table";
+                            printf("%-10s %8lld %-5s %-8s %-8s %3d %10.2f %8.2f %8.2f %7.0f%%  %s\n", shapes[si].name,
+                                   (long long)seq, lcx_dtype_name(dtype), mname, mode == 2 ? "-" : lcx_isa_name((lcx_isa)isa), t,
+                                   (double)seq / s.med * 1e-6, g, bytes / s.max * 1e-9, 100 * frac, impl);
+                            char name[96];
+                            snprintf(name, sizeof name, "rope/%s/seq%lld/%s/%s", shapes[si].name, (long long)seq,
+                                     lcx_dtype_name(dtype), mname);
+                            json_rec("op", name, mode == 2 ? "-" : lcx_isa_name((lcx_isa)isa), impl, t, bytes, 0, s, frac);
+                            lcx_rope_destroy(j.rope);
+                            free(tr.cos);
+                            free(tr.sin);
+                            lcx_context_destroy(ctx);
+                        }
+                    }
+                }
+            }
+            free(qb);
+            free(kb);
+            free(pos);
+        }
+    }
+}
+
 /* ---------------- options ---------------- */
 static int parse_list(const char *s, int *out, int cap)
 {
@@ -325,11 +510,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: longctx-bench [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
-            "                     [--reps N] [--quick] [ceilings] [convert]\n"
+            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [rope]\n"
             "  --isa      comma list of scalar,avx2,avx512,neon (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
             "  --reps     timed repetitions, median reported (default 9)\n"
+            "  --seq      rope: comma list of sequence lengths (default 4096,65536; up to 2^31-1;\n"
+            "             tokens stream through an 8192-token buffer, positions keep growing)\n"
             "  --quick    small sizes and few repetitions (smoke test)\n");
 }
 
@@ -357,10 +544,19 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--quick")) {
             o.mb = 16;
             o.reps = 3;
+            o.quick = 1;
         } else if (!strcmp(a, "ceilings"))
             o.want_ceilings = 1;
         else if (!strcmp(a, "convert"))
             o.want_convert = 1;
+        else if (!strcmp(a, "rope"))
+            o.want_rope = 1;
+        else if (!strcmp(a, "--seq") && i + 1 < argc) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            for (char *tok = strtok(buf, ","); tok && o.n_seqs < 8; tok = strtok(NULL, ","))
+                o.seqs[o.n_seqs++] = strtoll(tok, NULL, 10);
+        }
         else {
             usage();
             return strcmp(a, "--help") ? 2 : 0;
@@ -370,8 +566,18 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (!o.want_ceilings && !o.want_convert)
-        o.want_ceilings = o.want_convert = 1;
+    if (!o.want_ceilings && !o.want_convert && !o.want_rope)
+        o.want_ceilings = o.want_convert = o.want_rope = 1;
+    if (o.n_seqs == 0) {
+        o.seqs[o.n_seqs++] = o.quick ? 2048 : 4096;
+        if (!o.quick)
+            o.seqs[o.n_seqs++] = 65536;
+    }
+    for (int i = 0; i < o.n_seqs; i++)
+        if (o.seqs[i] < 1 || o.seqs[i] > 2147483647LL) {
+            usage();
+            return 2;
+        }
     o.want_ceilings = 1; /* every op figure is reported against the ceilings */
 
     /* ISAs */
@@ -428,6 +634,8 @@ int main(int argc, char **argv)
         bench_ceilings(&o);
     if (o.want_convert)
         bench_convert(&o);
+    if (o.want_rope)
+        bench_rope(&o);
     if (json_f) {
         fprintf(json_f, "\n]}\n");
         if (json_f != stdout)

@@ -49,14 +49,23 @@ void lcx_k_rope_cossin_f32__avx512(const float *theta, float pos, int32_t n_pair
 void lcx_k_rope_rot_neox_f32__avx512(float *x, int64_t head_stride, int64_t n_heads, const float *cos,
                                      const float *sin, int32_t n_pairs)
 {
+    /* full vectors unmasked (masked stores are slow on some cores), then a
+     * masked tail */
+    const int32_t full = n_pairs & ~15;
+    const __mmask16 tm = (__mmask16)((1u << (n_pairs - full)) - 1u);
     for (int64_t hd = 0; hd < n_heads; hd++) {
         float *u = x + hd * head_stride, *v = u + n_pairs;
-        for (int32_t i = 0; i < n_pairs; i += 16) {
-            const __mmask16 m = n_pairs - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_pairs - i)) - 1u);
-            const __m512 a = _mm512_maskz_loadu_ps(m, u + i), b = _mm512_maskz_loadu_ps(m, v + i);
-            const __m512 c = _mm512_maskz_loadu_ps(m, cos + i), s = _mm512_maskz_loadu_ps(m, sin + i);
-            _mm512_mask_storeu_ps(u + i, m, _mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
-            _mm512_mask_storeu_ps(v + i, m, _mm512_fmadd_ps(b, c, _mm512_mul_ps(a, s)));
+        for (int32_t i = 0; i < full; i += 16) {
+            const __m512 a = _mm512_loadu_ps(u + i), b = _mm512_loadu_ps(v + i);
+            const __m512 c = _mm512_loadu_ps(cos + i), s = _mm512_loadu_ps(sin + i);
+            _mm512_storeu_ps(u + i, _mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
+            _mm512_storeu_ps(v + i, _mm512_fmadd_ps(b, c, _mm512_mul_ps(a, s)));
+        }
+        if (tm) {
+            const __m512 a = _mm512_maskz_loadu_ps(tm, u + full), b = _mm512_maskz_loadu_ps(tm, v + full);
+            const __m512 c = _mm512_maskz_loadu_ps(tm, cos + full), s = _mm512_maskz_loadu_ps(tm, sin + full);
+            _mm512_mask_storeu_ps(u + full, tm, _mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
+            _mm512_mask_storeu_ps(v + full, tm, _mm512_fmadd_ps(b, c, _mm512_mul_ps(a, s)));
         }
     }
 }
@@ -64,16 +73,22 @@ void lcx_k_rope_rot_neox_f32__avx512(float *x, int64_t head_stride, int64_t n_he
 void lcx_k_rope_rot_interleaved_f32__avx512(float *x, int64_t head_stride, int64_t n_heads,
                                             const float *cos2, const float *sin2, int32_t n_pairs)
 {
-    const int32_t n = 2 * n_pairs;
+    const int32_t n = 2 * n_pairs, full = n & ~15;
+    const __mmask16 tm = (__mmask16)((1u << (n - full)) - 1u);
     for (int64_t hd = 0; hd < n_heads; hd++) {
         float *p = x + hd * head_stride;
-        for (int32_t i = 0; i < n; i += 16) {
-            const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
-            const __m512 a = _mm512_maskz_loadu_ps(m, p + i);
+        for (int32_t i = 0; i < full; i += 16) {
+            const __m512 a = _mm512_loadu_ps(p + i);
             const __m512 sw = _mm512_permute_ps(a, 0xb1); /* (x1, x0, x3, x2, ...) */
-            const __m512 r = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m, cos2 + i),
-                                             _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, sin2 + i)));
-            _mm512_mask_storeu_ps(p + i, m, r);
+            _mm512_storeu_ps(p + i, _mm512_fmadd_ps(a, _mm512_loadu_ps(cos2 + i),
+                                                    _mm512_mul_ps(sw, _mm512_loadu_ps(sin2 + i))));
+        }
+        if (tm) {
+            const __m512 a = _mm512_maskz_loadu_ps(tm, p + full);
+            const __m512 sw = _mm512_permute_ps(a, 0xb1);
+            const __m512 r = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(tm, cos2 + full),
+                                             _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(tm, sin2 + full)));
+            _mm512_mask_storeu_ps(p + full, tm, r);
         }
     }
 }
