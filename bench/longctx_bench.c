@@ -31,6 +31,7 @@ typedef struct bench_opts {
     int64_t seqs[8];
     int n_seqs;
     int quick;
+    const char *shape;   /* rope: only this shape (NULL = all) */
 } bench_opts;
 
 typedef struct stats { double med, min, max; } stats;
@@ -388,6 +389,8 @@ static void bench_rope(const bench_opts *o)
     printf("%-10s %8s %-5s %-8s %-8s %3s %10s %8s %8s %8s  %s\n", "shape", "seq", "dtype", "mode", "isa", "thr",
            "Mtok/s", "GB/s", "min", "of copy", "kernel / impl");
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        if (o->shape && strcmp(o->shape, shapes[si].name) != 0)
+            continue;
         const int hq = shapes[si].hq, hk = shapes[si].hk, D = shapes[si].dim;
         for (int qi = 0; qi < o->n_seqs; qi++) {
             const int64_t seq = o->seqs[qi];
@@ -517,6 +520,7 @@ static void usage(void)
             "  --reps     timed repetitions, median reported (default 9)\n"
             "  --seq      rope: comma list of sequence lengths (default 4096,65536; up to 2^31-1;\n"
             "             tokens stream through an 8192-token buffer, positions keep growing)\n"
+            "  --shape    rope: llama3-8b (32/8 heads x 128), phi3-mini (32/32 x 96) or d64-gqa (32/8 x 64)\n"
             "  --quick    small sizes and few repetitions (smoke test)\n");
 }
 
@@ -551,6 +555,8 @@ int main(int argc, char **argv)
             o.want_convert = 1;
         else if (!strcmp(a, "rope"))
             o.want_rope = 1;
+        else if (!strcmp(a, "--shape") && i + 1 < argc)
+            o.shape = argv[++i];
         else if (!strcmp(a, "--seq") && i + 1 < argc) {
             char buf[256];
             snprintf(buf, sizeof buf, "%s", argv[++i]);
