@@ -14,7 +14,6 @@
 #define LCX_ROPE_MAX_DIM 1024            /* rotary_dim cap: per-task buffers live on the stack */
 #define LCX_ROPE_MAX_PAIRS (LCX_ROPE_MAX_DIM / 2)
 #define LCX_ROPE_TOKENS_PER_TASK 16
-#define LCX_ROPE_BUF 4096                /* f32 staging of 16-bit heads (>= LCX_ROPE_MAX_DIM) */
 #define LCX_ROPE_MAX_POS 2147483647LL
 #define LCX_PI_L 3.141592653589793238462643383279502884L
 
@@ -528,46 +527,12 @@ static void lcx_rope_rotate_token(const lcx_rope_job *j, const lcx_tensor *t, in
             kt->rope_rot_neox_f32((float *)base, hs, heads, c, sn, n);
         return;
     }
-    /* 16-bit: widen, rotate in f32, round once. When the heads of a token
-     * are contiguous and fully rotated, do it in blocks of heads (fewer,
-     * longer kernel calls); otherwise head by head, rotary dims only. */
-    _Alignas(64) float buf[LCX_ROPE_BUF];
-    const int64_t d = 2 * n;
-    if (hs == d && d == t->shape[3]) {
-        const int64_t per = LCX_ROPE_BUF / d;
-        for (int64_t h0 = 0; h0 < heads; h0 += per) {
-            const int64_t nh = heads - h0 < per ? heads - h0 : per;
-            uint16_t *x = (uint16_t *)(base + (size_t)(h0 * d) * es);
-            if (t->dtype == LCX_BF16)
-                kt->convert_bf16_f32(x, buf, (size_t)(nh * d));
-            else
-                kt->convert_f16_f32(x, buf, (size_t)(nh * d));
-            if (interleaved)
-                kt->rope_rot_interleaved_f32(buf, d, nh, c, sn, n);
-            else
-                kt->rope_rot_neox_f32(buf, d, nh, c, sn, n);
-            if (t->dtype == LCX_BF16)
-                kt->convert_f32_bf16(buf, x, (size_t)(nh * d));
-            else
-                kt->convert_f32_f16(buf, x, (size_t)(nh * d));
-        }
-        return;
-    }
-    for (int64_t h = 0; h < heads; h++) {
-        uint16_t *x = (uint16_t *)(base + (size_t)(h * hs) * es);
-        if (t->dtype == LCX_BF16)
-            kt->convert_bf16_f32(x, buf, (size_t)(2 * n));
-        else
-            kt->convert_f16_f32(x, buf, (size_t)(2 * n));
-        if (interleaved)
-            kt->rope_rot_interleaved_f32(buf, 0, 1, c, sn, n);
-        else
-            kt->rope_rot_neox_f32(buf, 0, 1, c, sn, n);
-        if (t->dtype == LCX_BF16)
-            kt->convert_f32_bf16(buf, x, (size_t)(2 * n));
-        else
-            kt->convert_f32_f16(buf, x, (size_t)(2 * n));
-    }
+    /* 16-bit: widened in registers, rotated in f32, rounded once */
+    const int32_t bf16 = t->dtype == LCX_BF16;
+    if (interleaved)
+        kt->rope_rot_interleaved_x16((uint16_t *)base, hs, heads, c, sn, n, bf16);
+    else
+        kt->rope_rot_neox_x16((uint16_t *)base, hs, heads, c, sn, n, bf16);
 }
 
 static void lcx_rope_task(void *arg, int64_t task)

@@ -709,14 +709,60 @@ static void test_kernels_vs_scalar(void **state)
         for (int i = 0; i < 4 * 1100; i++)
             if (fabsf(x[i] - y[i]) > 2e-6f)
                 lcx_fail_msg("%s n=%d elem %d", t.impl[LCX_OP_rope_rot_neox_f32], n, i);
+        memcpy(x, y, 4 * 4 * 1100); /* same input for the next layout */
         t.rope_rot_interleaved_f32(x + 1, 2 * n + 3, 4, c1, s1, n);
         ref.rope_rot_interleaved_f32(y + 1, 2 * n + 3, 4, c1, s1, n);
         for (int i = 0; i < 4 * 1100; i++)
-            if (fabsf(x[i] - y[i]) > 4e-6f)
+            if (fabsf(x[i] - y[i]) > 2e-6f)
                 lcx_fail_msg("%s n=%d elem %d", t.impl[LCX_OP_rope_rot_interleaved_f32], n, i);
     }
     free(x);
     free(y);
+    /* 16-bit rotations, every variant of this ISA (AVX-512 with and without
+     * the BF16 instructions), against the scalar kernels: the same f32
+     * rotation rounded once, so at most one 16-bit ulp apart (FMA) */
+    const unsigned feat = lcx_cpu_features();
+    const unsigned masks[2] = {feat, feat & ~(unsigned)LCX_CPU_AVX512BF16};
+    uint16_t *hx = malloc(2 * 4 * 1100), *hy = malloc(2 * 4 * 1100);
+    for (int mi = 0; mi < ((feat & LCX_CPU_AVX512BF16) ? 2 : 1); mi++) {
+        lcx_build_table(isa, masks[mi], &t);
+        for (int bf = 0; bf < 2; bf++) {
+            const lcx_dtype dt = bf ? LCX_BF16 : LCX_F16;
+            for (int n = 1; n <= 140; n++) {
+                /* every other run tiny: results in the subnormal range */
+                const double scale = n % 2 ? 1 : bf ? 1e-38 : 1e-5;
+                for (int i = 0; i < 4 * 1100; i++) {
+                    const double v = lcx_rng_uniform(&rng, -2, 2) * scale;
+                    hx[i] = hy[i] = lcx_ref_encode16(dt, lcx_ref_round(dt, v));
+                }
+                for (int i = 0; i < 2 * n; i++) {
+                    c1[i] = (float)lcx_rng_uniform(&rng, -1, 1);
+                    s1[i] = (float)lcx_rng_uniform(&rng, -1, 1);
+                }
+                for (int lay = 0; lay < 2; lay++) {
+                    memcpy(hx, hy, 2 * 4 * 1100); /* same input for both kernels */
+                    const char *name = lay ? t.impl[LCX_OP_rope_rot_interleaved_x16] : t.impl[LCX_OP_rope_rot_neox_x16];
+                    if (lay) {
+                        t.rope_rot_interleaved_x16(hx + 1, 2 * n + 3, 4, c1, s1, n, bf);
+                        ref.rope_rot_interleaved_x16(hy + 1, 2 * n + 3, 4, c1, s1, n, bf);
+                    } else {
+                        t.rope_rot_neox_x16(hx + 1, 2 * n + 3, 4, c1, s1, n, bf);
+                        ref.rope_rot_neox_x16(hy + 1, 2 * n + 3, 4, c1, s1, n, bf);
+                    }
+                    for (int i = 0; i < 4 * 1100; i++) {
+                        const double a = lcx_ref_decode16(dt, hx[i]), b = lcx_ref_decode16(dt, hy[i]);
+                        /* one 16-bit ulp of the result, plus the f32 rounding of
+                         * terms of size <= 2*scale (FMA or not) */
+                        const double ulp = fmax(fabs(b), bf ? 0x1p-126 : 0x1p-14) * (bf ? 0x1p-7 : 0x1p-10);
+                        if (!(fabs(a - b) <= ulp + 0x1p-21 * scale))
+                            lcx_fail_msg("%s %s n=%d elem %d: %g vs scalar %g", name, lcx_dtype_name(dt), n, i, a, b);
+                    }
+                }
+            }
+        }
+    }
+    free(hx);
+    free(hy);
 }
 
 /* ---- bad input ---- */

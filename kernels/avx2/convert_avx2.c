@@ -6,18 +6,7 @@
 
 #include "../ktable.h"
 #include "../common/fp_bits.h"
-
-/* f32 -> bf16 on integer lanes: round to nearest even, NaN quieted. */
-static inline __m256i lcx_bf16_round_avx2(__m256 x)
-{
-    const __m256i u = _mm256_castps_si256(x);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-    r = _mm256_srli_epi32(r, 16);
-    const __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-    const __m256 isnan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-    return _mm256_blendv_epi8(r, q, _mm256_castps_si256(isnan));
-}
+#include "avx2_fp16.h"
 
 void lcx_k_convert_f32_bf16__avx2(const float *src, uint16_t *dst, size_t n)
 {

@@ -6,7 +6,9 @@
 #include <sleef.h>
 
 #include "../ktable.h"
+#include "../common/fp_bits.h"
 #include "../common/rope_common.h"
+#include "avx2_fp16.h"
 
 /* 4 precise angles; pos < 2^31, so pos * turns mod 2^64 needs two 32x32->64 products */
 static inline __m256d lcx_angle4(__m256i pv, const uint64_t *turns)
@@ -87,4 +89,77 @@ void lcx_k_rope_rot_interleaved_f32__avx2(float *x, int64_t head_stride, int64_t
             p[i + 1] = b * cos2[i + 1] + a * sin2[i + 1];
         }
     }
+}
+
+/* ---- 16-bit head vectors ---- */
+
+static inline float lcx_ld16s(const uint16_t *p, int bf16)
+{
+    return lcx_bits_f32(bf16 ? lcx_bf16_to_f32_bits(*p) : lcx_f16_to_f32_bits(*p));
+}
+
+static inline void lcx_st16s(uint16_t *p, float x, int bf16)
+{
+    *p = bf16 ? lcx_f32_to_bf16_bits(lcx_f32_bits(x)) : lcx_f32_to_f16_bits(lcx_f32_bits(x));
+}
+
+static inline __attribute__((always_inline)) void
+lcx_rot_neox16(uint16_t *x, int64_t head_stride, int64_t n_heads, const float *cos, const float *sin,
+               int32_t n_pairs, int bf16)
+{
+    for (int64_t hd = 0; hd < n_heads; hd++) {
+        uint16_t *u = x + hd * head_stride, *v = u + n_pairs;
+        int32_t i = 0;
+        for (; i + 8 <= n_pairs; i += 8) {
+            const __m256 a = lcx_load8_x16_avx2(u + i, bf16), b = lcx_load8_x16_avx2(v + i, bf16);
+            const __m256 c = _mm256_loadu_ps(cos + i), s = _mm256_loadu_ps(sin + i);
+            lcx_store8_x16_avx2(u + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)), bf16);
+            lcx_store8_x16_avx2(v + i, _mm256_fmadd_ps(b, c, _mm256_mul_ps(a, s)), bf16);
+        }
+        for (; i < n_pairs; i++) {
+            const float a = lcx_ld16s(u + i, bf16), b = lcx_ld16s(v + i, bf16);
+            lcx_st16s(u + i, a * cos[i] - b * sin[i], bf16);
+            lcx_st16s(v + i, b * cos[i] + a * sin[i], bf16);
+        }
+    }
+}
+
+void lcx_k_rope_rot_neox_x16__avx2(uint16_t *x, int64_t head_stride, int64_t n_heads, const float *cos,
+                                   const float *sin, int32_t n_pairs, int32_t bf16)
+{
+    if (bf16)
+        lcx_rot_neox16(x, head_stride, n_heads, cos, sin, n_pairs, 1);
+    else
+        lcx_rot_neox16(x, head_stride, n_heads, cos, sin, n_pairs, 0);
+}
+
+static inline __attribute__((always_inline)) void
+lcx_rot_il16(uint16_t *x, int64_t head_stride, int64_t n_heads, const float *cos2, const float *sin2,
+             int32_t n_pairs, int bf16)
+{
+    const int32_t n = 2 * n_pairs;
+    for (int64_t hd = 0; hd < n_heads; hd++) {
+        uint16_t *p = x + hd * head_stride;
+        int32_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const __m256 a = lcx_load8_x16_avx2(p + i, bf16);
+            const __m256 sw = _mm256_permute_ps(a, 0xb1);
+            lcx_store8_x16_avx2(p + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(cos2 + i),
+                                                       _mm256_mul_ps(sw, _mm256_loadu_ps(sin2 + i))), bf16);
+        }
+        for (; i < n; i += 2) {
+            const float a = lcx_ld16s(p + i, bf16), b = lcx_ld16s(p + i + 1, bf16);
+            lcx_st16s(p + i, a * cos2[i] + b * sin2[i], bf16);
+            lcx_st16s(p + i + 1, b * cos2[i + 1] + a * sin2[i + 1], bf16);
+        }
+    }
+}
+
+void lcx_k_rope_rot_interleaved_x16__avx2(uint16_t *x, int64_t head_stride, int64_t n_heads,
+                                          const float *cos2, const float *sin2, int32_t n_pairs, int32_t bf16)
+{
+    if (bf16)
+        lcx_rot_il16(x, head_stride, n_heads, cos2, sin2, n_pairs, 1);
+    else
+        lcx_rot_il16(x, head_stride, n_heads, cos2, sin2, n_pairs, 0);
 }

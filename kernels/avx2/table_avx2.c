@@ -13,6 +13,8 @@ void lcx_table_init_avx2(lcx_ktable *t, unsigned features)
     LCX_KSET(t, rope_cossin_f32, lcx_k_rope_cossin_f32__avx2);
     LCX_KSET(t, rope_rot_neox_f32, lcx_k_rope_rot_neox_f32__avx2);
     LCX_KSET(t, rope_rot_interleaved_f32, lcx_k_rope_rot_interleaved_f32__avx2);
+    LCX_KSET(t, rope_rot_neox_x16, lcx_k_rope_rot_neox_x16__avx2);
+    LCX_KSET(t, rope_rot_interleaved_x16, lcx_k_rope_rot_interleaved_x16__avx2);
     t->bench_fma_lanes = 8;
     t->bench_fma_accs = 12;
 }

@@ -42,9 +42,3 @@ void lcx_k_convert_f32_bf16__avx512bf16(const float *src, uint16_t *dst, size_t 
         _mm256_mask_storeu_epi16(dst + i, m, a);
     }
 }
-
-void lcx_table_init_avx512bf16(lcx_ktable *t, unsigned features)
-{
-    if (features & LCX_CPU_AVX512BF16)
-        LCX_KSET(t, convert_f32_bf16, lcx_k_convert_f32_bf16__avx512bf16);
-}

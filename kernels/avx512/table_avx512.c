@@ -12,6 +12,8 @@ void lcx_table_init_avx512(lcx_ktable *t, unsigned features)
     LCX_KSET(t, rope_cossin_f32, lcx_k_rope_cossin_f32__avx512);
     LCX_KSET(t, rope_rot_neox_f32, lcx_k_rope_rot_neox_f32__avx512);
     LCX_KSET(t, rope_rot_interleaved_f32, lcx_k_rope_rot_interleaved_f32__avx512);
+    LCX_KSET(t, rope_rot_neox_x16, lcx_k_rope_rot_neox_x16__avx512);
+    LCX_KSET(t, rope_rot_interleaved_x16, lcx_k_rope_rot_interleaved_x16__avx512);
     t->bench_fma_lanes = 16;
     t->bench_fma_accs = 12;
 #if defined(LCX_HAVE_AVX512BF16)

@@ -8,17 +8,7 @@
 
 #include "../ktable.h"
 #include "../common/fp_bits.h"
-
-static inline uint16x4_t lcx_bf16_round_neon(float32x4_t x)
-{
-    const uint32x4_t u = vreinterpretq_u32_f32(x);
-    const uint32x4_t lsb = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
-    const uint32x4_t r = vaddq_u32(u, vaddq_u32(lsb, vdupq_n_u32(0x7fff)));
-    const uint32x4_t q = vorrq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(0x40));
-    const uint32x4_t ordered = vceqq_f32(x, x);       /* all ones unless NaN */
-    const uint32x4_t sel = vbslq_u32(ordered, vshrq_n_u32(r, 16), q);
-    return vmovn_u32(sel);
-}
+#include "neon_fp16.h"
 
 void lcx_k_convert_f32_bf16__neon(const float *src, uint16_t *dst, size_t n)
 {
