@@ -81,6 +81,9 @@ LCX_API lcx_status lcx_rope_frequencies(const lcx_rope_config *cfg, int64_t seq_
  *  mscale_all_dim set (g(s, m) = 1 + 0.1 m ln s for s > 1, else 1), else 1. */
 LCX_API lcx_status lcx_rope_softmax_scale_multiplier(const lcx_rope_config *cfg, double *mult);
 
+/** A rope object: the config (factor arrays copied), the frequencies for a
+ *  length in the forms the kernels use, and the magnitude factor. Read-only
+ *  during apply/rerotate/shift, so several contexts may share one. */
 typedef struct lcx_rope lcx_rope;
 
 /** Build a rope object (config copied, frequencies for seq_len). */
@@ -88,7 +91,8 @@ LCX_API lcx_status lcx_rope_create(struct lcx_context *ctx, const lcx_rope_confi
                                    int64_t seq_len, lcx_rope **out);
 LCX_API void lcx_rope_destroy(lcx_rope *rope);
 /** Recompute the frequencies for another length, in place, no allocation
- *  (dynamic NTK growth, LongRoPE short -> long). */
+ *  (dynamic NTK growth, LongRoPE short -> long). Not concurrently with an
+ *  apply that uses the same rope object. */
 LCX_API lcx_status lcx_rope_set_length(lcx_rope *rope, int64_t seq_len);
 /** Current frequencies (rotary_dim/2 doubles, may be NULL) and factor. */
 LCX_API lcx_status lcx_rope_get(const lcx_rope *rope, double *inv_freq, double *attention_factor,
