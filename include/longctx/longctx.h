@@ -155,5 +155,6 @@ LCX_API lcx_status lcx_context_synchronize(lcx_context *ctx);
 #endif
 
 #include "longctx/rope.h"
+#include "longctx/positions.h"
 
 #endif /* LONGCTX_LONGCTX_H */

@@ -51,6 +51,10 @@ unsigned lcx_isa_required(lcx_isa isa);
  * lcx_cpu_features(); tests pass a subset to reach every variant). */
 void lcx_build_table(lcx_isa isa, unsigned features, lcx_ktable *t);
 
+/* ---- random numbers (positions.c) ---- */
+/* One Philox4x32 block (rounds = 10 for Philox4x32-10). */
+void lcx_philox4x32(const uint32_t ctr[4], const uint32_t key[2], int rounds, uint32_t out[4]);
+
 /* ---- thread pool (pool.c) ---- */
 typedef struct lcx_pool lcx_pool;
 typedef void (*lcx_task_fn)(void *arg, int64_t index);
