@@ -10,7 +10,7 @@
  * fraction of the ceiling at the same thread count.
  *
  *   longctx-bench [--json FILE] [--isa LIST] [--threads LIST] [--mb N]
- *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|rope ...]
+ *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|merge|rope ...]
  */
 #include <inttypes.h>
 #include <math.h>
@@ -27,7 +27,7 @@ typedef struct bench_opts {
     int threads[16], n_threads;
     double mb;          /* working-set size of streaming benchmarks, MiB */
     int reps;
-    int want_ceilings, want_convert, want_rope;
+    int want_ceilings, want_convert, want_rope, want_merge;
     int64_t seqs[8];
     int n_seqs;
     int quick;
@@ -308,6 +308,65 @@ static void bench_convert(const bench_opts *o)
     free(g16);
 }
 
+/* ---------------- merge ---------------- */
+
+typedef struct merge_job {
+    lcx_context *ctx;
+    lcx_tensor in[2], out;
+} merge_job;
+
+static void merge_run(void *arg)
+{
+    merge_job *j = arg;
+    const double half[2] = {0.5, 0.5};
+    if (lcx_merge_weights(j->ctx, 2, j->in, half, &j->out) != LCX_OK) {
+        fprintf(stderr, "longctx-bench: merge: %s\n", lcx_last_error());
+        exit(1);
+    }
+}
+
+static void bench_merge(const bench_opts *o)
+{
+    printf("\n== merge: out = 0.5 a + 0.5 b (two models; bytes = a + b read, out written) ==\n");
+    printf("%-6s %-8s %3s %10s %8s %8s %8s  %s\n", "dtype", "isa", "thr", "GB/s", "min", "max", "of copy", "kernel");
+    for (int dt = 0; dt < 2; dt++) {
+        const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+        const size_t es = lcx_dtype_size(dtype);
+        const int64_t n = (int64_t)(o->mb * 1048576.0 / (double)es);
+        void *a = aligned_alloc(64, (size_t)n * es), *b = aligned_alloc(64, (size_t)n * es),
+             *c = aligned_alloc(64, (size_t)n * es);
+        memset(a, 0x3c, (size_t)n * es); /* normal values in either dtype */
+        memset(b, 0x3d, (size_t)n * es);
+        memset(c, 0, (size_t)n * es);
+        for (int ii = 0; ii < o->n_isas; ii++)
+            for (int ti = 0; ti < o->n_threads; ti++) {
+                const int t = o->threads[ti];
+                lcx_context *ctx = make_ctx(o->isas[ii], t);
+                if (!ctx)
+                    continue;
+                merge_job j;
+                j.ctx = ctx;
+                const int64_t shape[1] = {n};
+                lcx_tensor_init(&j.in[0], a, dtype, 1, shape);
+                lcx_tensor_init(&j.in[1], b, dtype, 1, shape);
+                lcx_tensor_init(&j.out, c, dtype, 1, shape);
+                const stats s = time_it(merge_run, &j, o->reps);
+                const double bytes = 3.0 * (double)n * (double)es, g = bytes / s.med * 1e-9;
+                const char *k = lcx_context_kernel_name(ctx, "merge_acc");
+                printf("%-6s %-8s %3d %10.2f %8.2f %8.2f %7.0f%%  %s\n", lcx_dtype_name(dtype),
+                       lcx_isa_name((lcx_isa)o->isas[ii]), t, g, bytes / s.max * 1e-9, bytes / s.min * 1e-9,
+                       100 * g / copy_gbps[t], k);
+                char name[48];
+                snprintf(name, sizeof name, "merge/%s", lcx_dtype_name(dtype));
+                json_rec("op", name, lcx_isa_name((lcx_isa)o->isas[ii]), k, t, bytes, 0, s, g / copy_gbps[t]);
+                lcx_context_destroy(ctx);
+            }
+        free(a);
+        free(b);
+        free(c);
+    }
+}
+
 /* ---------------- rope ---------------- */
 
 /* The common engine approach, written plainly: a cos/sin table for every
@@ -398,19 +457,26 @@ static void bench_rope(const bench_opts *o)
             const size_t nq = (size_t)chunk * hq * D, nk = (size_t)chunk * hk * D;
             float *qb = aligned_alloc(64, nq * 4), *kb = aligned_alloc(64, nk * 4);
             int64_t *pos = malloc(sizeof(int64_t) * (size_t)chunk);
-            for (size_t i = 0; i < nq; i++)
-                qb[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-            for (size_t i = 0; i < nk; i++)
-                kb[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+            if (!qb || !kb || !pos) {
+                fprintf(stderr, "longctx-bench: out of memory for the rope buffers\n");
+                exit(1);
+            }
             lcx_rope_config cfg;
             lcx_rope_config_default(&cfg);
             cfg.type = LCX_ROPE_YARN;
             cfg.head_dim = D;
             cfg.factor = 4;
             cfg.original_max_position = 32768;
+            /* the same buffer is rotated thousands of times: magnitude 1 keeps
+             * the data finite (the cost does not depend on a) */
+            cfg.attention_factor = 1.0;
             for (int dt = 0; dt < 2; dt++) {
                 const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
                 const size_t es = lcx_dtype_size(dtype);
+                for (size_t i = 0; i < nq; i++)
+                    qb[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+                for (size_t i = 0; i < nk; i++)
+                    kb[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
                 if (dt) { /* real bf16 values (not f32 bytes read as bf16: subnormals and NaNs) */
                     lcx_context *cx = make_ctx(LCX_ISA_AUTO, 1);
                     lcx_tensor s1, d1;
@@ -447,8 +513,18 @@ static void bench_rope(const bench_opts *o)
                             j.seq = seq;
                             j.chunk = chunk;
                             table_rope tr = {0};
+                            if (mode == 2 && (double)seq * (D / 2) * 8.0 > 2e9) {
+                                printf("%-10s %8lld %-5s %-8s (table baseline skipped: %.1f GB table)\n",
+                                       shapes[si].name, (long long)seq, lcx_dtype_name(dtype), "table",
+                                       (double)seq * (D / 2) * 8e-9);
+                                lcx_context_destroy(ctx);
+                                continue;
+                            }
                             if (mode < 2) {
-                                lcx_rope_create(ctx, &cfg, seq, &j.rope);
+                                if (lcx_rope_create(ctx, &cfg, seq, &j.rope) != LCX_OK) {
+                                    fprintf(stderr, "longctx-bench: rope_create: %s\n", lcx_last_error());
+                                    exit(1);
+                                }
                                 const int64_t sq[4] = {1, chunk, hq, D}, sk[4] = {1, chunk, hk, D};
                                 lcx_tensor_init(&j.q, qb, dtype, 4, sq);
                                 lcx_tensor_init(&j.k, kb, dtype, 4, sk);
@@ -458,6 +534,10 @@ static void bench_rope(const bench_opts *o)
                                 tr.n_pairs = D / 2;
                                 tr.cos = malloc(sizeof(float) * (size_t)seq * tr.n_pairs);
                                 tr.sin = malloc(sizeof(float) * (size_t)seq * tr.n_pairs);
+                                if (!tr.cos || !tr.sin) {
+                                    fprintf(stderr, "longctx-bench: out of memory for the cos/sin table\n");
+                                    exit(1);
+                                }
                                 for (int64_t p = 0; p < seq; p++)
                                     for (int i = 0; i < tr.n_pairs; i++) {
                                         const double ang = fmod((double)p * th[i], 2 * M_PI);
@@ -513,7 +593,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: longctx-bench [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
-            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [rope]\n"
+            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [rope]\n"
             "  --isa      comma list of scalar,avx2,avx512,neon (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
@@ -555,6 +635,8 @@ int main(int argc, char **argv)
             o.want_convert = 1;
         else if (!strcmp(a, "rope"))
             o.want_rope = 1;
+        else if (!strcmp(a, "merge"))
+            o.want_merge = 1;
         else if (!strcmp(a, "--shape") && i + 1 < argc)
             o.shape = argv[++i];
         else if (!strcmp(a, "--seq") && i + 1 < argc) {
@@ -572,8 +654,8 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (!o.want_ceilings && !o.want_convert && !o.want_rope)
-        o.want_ceilings = o.want_convert = o.want_rope = 1;
+    if (!o.want_ceilings && !o.want_convert && !o.want_rope && !o.want_merge)
+        o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = 1;
     if (o.n_seqs == 0) {
         o.seqs[o.n_seqs++] = o.quick ? 2048 : 4096;
         if (!o.quick)
@@ -640,6 +722,8 @@ int main(int argc, char **argv)
         bench_ceilings(&o);
     if (o.want_convert)
         bench_convert(&o);
+    if (o.want_merge)
+        bench_merge(&o);
     if (o.want_rope)
         bench_rope(&o);
     if (json_f) {

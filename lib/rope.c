@@ -90,6 +90,11 @@ lcx_status lcx_rope_config_validate(const lcx_rope_config *c)
         BAD("factor = %g must be finite and >= 0", c->factor);
     if (!isfinite(c->attention_factor) || c->attention_factor < 0)
         BAD("attention_factor = %g must be finite and >= 0 (0 = derive)", c->attention_factor);
+    if (c->attention_factor != 0 && c->type != LCX_ROPE_YARN && c->type != LCX_ROPE_LONGROPE)
+        BAD("attention_factor = %g is only defined for YARN and LONGROPE (a = 1 otherwise)", c->attention_factor);
+    if (c->original_max_position < 0 || c->max_position < 0)
+        BAD("original_max_position %" PRId64 " / max_position %" PRId64 " must be >= 0", c->original_max_position,
+            c->max_position);
     lcx_status st;
     switch (c->type) {
     case LCX_ROPE_DEFAULT:
@@ -249,8 +254,6 @@ static void lcx_rope_compute(const lcx_rope_config *c, int64_t seq_len, ld *thet
         break;
     }
     }
-    if (c->type != LCX_ROPE_YARN && c->type != LCX_ROPE_LONGROPE && c->attention_factor > 0)
-        a = c->attention_factor;
     *a_out = a;
 }
 
@@ -483,6 +486,11 @@ lcx_status lcx_rope_set_length(lcx_rope *r, int64_t seq_len)
     return LCX_OK;
 }
 
+void lcx_rope_hf_theta(const lcx_rope *r, float *theta)
+{
+    memcpy(theta, r->theta_f32, (size_t)r->n_pairs * sizeof *theta);
+}
+
 lcx_status lcx_rope_get(const lcx_rope *r, double *inv_freq, double *attention_factor, int32_t *rotary_dim)
 {
     if (!r)
@@ -698,6 +706,10 @@ lcx_status lcx_rope_shift(lcx_context *ctx, const lcx_rope *rope, const lcx_tens
     lcx_status st = lcx_rope_prepare(ctx, "rope_shift", rope, NULL, k, NULL, 0, &j);
     if (st != LCX_OK)
         return st;
+    if (rope->cfg.type == LCX_ROPE_LONGROPE && rope->cfg.n_hat > 0)
+        return lcx_fail(LCX_E_INVALID,
+                        "rope_shift: LONGROPE with n_hat %" PRId64 " rotates positions below n_hat differently; "
+                        "shift needs positions (use lcx_rope_rerotate)", rope->cfg.n_hat);
     _Alignas(64) uint64_t turns[LCX_ROPE_MAX_PAIRS];
     for (int32_t i = 0; i < rope->n_pad; i++)
         turns[i] = (uint64_t)delta * rope->turns[i]; /* exact mod one turn, sign included */

@@ -142,20 +142,29 @@ int lcx_views_disjoint(const lcx_tensor *a, const lcx_tensor *b)
     if (!lcx_tensors_overlap(a, b))
         return 1;
     /* Two views interleaved in one buffer (q and k heads of a fused QKV
-     * projection): same dtype and ndim >= 3, identical strides on the "row"
-     * dimensions 0..nd-3, rows whose windows [base, base + R) never overlap
-     * (R = stride of dimension nd-3), and within every window the two
-     * footprints of the last two dimensions are disjoint. */
+     * projection): same dtype and ndim >= 3; on the "row" dimensions 0..nd-3
+     * that have more than one entry, identical strides that nest (each at
+     * least the next smaller one times its extent), so rows own disjoint
+     * windows [base, base + R) with R the smallest such stride; within every
+     * window the footprints of the last two dimensions must not meet. Size-1
+     * dimensions are never used for addressing and are ignored. */
     const int32_t nd = a->ndim;
     if (a->dtype != b->dtype || nd != b->ndim || nd < 3)
         return 0;
-    for (int32_t d = 0; d < nd - 2; d++)
+    int64_t R = INT64_MAX, prev_stride = -1;
+    for (int32_t d = 0; d < nd - 2; d++) {
+        if (a->shape[d] != b->shape[d])
+            return 0;
+        if (a->shape[d] <= 1)
+            continue;
         if (a->stride[d] != b->stride[d])
             return 0;
-    for (int32_t d = 0; d + 1 < nd - 2; d++)
-        if (a->shape[d + 1] > 1 && a->stride[d] < a->stride[d + 1] * a->shape[d + 1])
-            return 0;
-    const int64_t es = (int64_t)lcx_dtype_size(a->dtype), R = a->stride[nd - 3];
+        if (prev_stride >= 0 && prev_stride < a->stride[d] * a->shape[d])
+            return 0; /* rows of the outer dimension would interleave */
+        prev_stride = a->stride[d];
+        R = a->stride[d];
+    }
+    const int64_t es = (int64_t)lcx_dtype_size(a->dtype);
     intptr_t diff = (intptr_t)((const char *)b->data - (const char *)a->data);
     if (diff % es)
         return 0;
@@ -168,7 +177,7 @@ int lcx_views_disjoint(const lcx_tensor *a, const lcx_tensor *b)
     }
     const int64_t span_lo = (lo->shape[nd - 2] - 1) * lo->stride[nd - 2] + lo->shape[nd - 1];
     const int64_t span_hi = (hi->shape[nd - 2] - 1) * hi->stride[nd - 2] + hi->shape[nd - 1];
-    return span_lo <= delta && delta + span_hi <= R;
+    return span_lo <= delta && delta <= R - span_hi;
 }
 
 lcx_status lcx_check_same_shape(const char *op, const lcx_tensor *a, const char *an,

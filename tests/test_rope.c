@@ -156,6 +156,17 @@ static void test_golden_rotations(void **state)
                     c.precision = mode ? LCX_ROPE_HF_F32 : LCX_ROPE_PRECISE;
                     lcx_rope *rope;
                     assert_int_equal(lcx_rope_create(ctx, &c, isnan(sl) ? 0 : (int64_t)sl, &rope), LCX_OK);
+                    if (mode) {
+                        /* our float32 frequencies follow HF's float32 operations: equal
+                         * to its inv_freq, or one ulp apart where pow/exp round apart */
+                        float mine[MAXD / 2];
+                        double hf[MAXD / 2];
+                        lcx_rope_hf_theta(rope, mine);
+                        const size_t nh = lcx_json_nums(lcx_json_get(v, "hf_f32_inv_freq"), hf, MAXD / 2);
+                        for (size_t i = 0; i < nh; i++)
+                            if (!(fabs(mine[i] - hf[i]) <= 0x1p-23 * fabs(hf[i])))
+                                lcx_fail_msg("%s HF f32 theta[%zu] = %a, HF %a", name, i, (double)mine[i], hf[i]);
+                    }
                     char key[64];
                     snprintf(key, sizeof key, "rot_%s_%s", lay ? "interleaved" : "neox", mode ? "hf_f32" : "exact");
                     const lcx_json *rows = lcx_json_get(v, key);
@@ -422,7 +433,7 @@ static void test_properties(void **state)
                 n1 += (double)y[v * D + i] * y[v * D + i];
             }
             /* norm times a */
-            if (fabs(sqrt(n1) - a * sqrt(n0)) > 4e-6 * sqrt(n0))
+            if (!(fabs(sqrt(n1) - a * sqrt(n0)) <= 4e-6 * sqrt(n0)))
                 lcx_fail_msg("norm %g, want %g x %g", sqrt(n1), a, sqrt(n0));
             /* pass-through dims bit-identical */
             if (memcmp(y + v * D + 64, src + v * D + 64, sizeof(float) * 32) != 0)
@@ -430,7 +441,7 @@ static void test_properties(void **state)
             /* position 0: x * a */
             if (v < H)
                 for (int i = 0; i < 64; i++)
-                    if (fabs(y[v * D + i] - a * src[v * D + i]) > 1e-6 * fabs(a * src[v * D + i]) + 1e-30)
+                    if (!(fabs(y[v * D + i] - a * src[v * D + i]) <= 1e-6 * fabs(a * src[v * D + i]) + 1e-30))
                         lcx_fail_msg("p=0: %g, want %g", (double)y[v * D + i], a * src[v * D + i]);
         }
         memcpy(rows[lay], y, sizeof(float) * T * H * D);
@@ -441,8 +452,8 @@ static void test_properties(void **state)
     /* interleaved(P^-1 x) = P^-1 NeoX(x) */
     for (int v = 0; v < T * H; v++)
         for (int i = 0; i < 32; i++) {
-            if (fabs(rows[1][v * D + 2 * i] - rows[0][v * D + i]) > 1e-6 ||
-                fabs(rows[1][v * D + 2 * i + 1] - rows[0][v * D + 32 + i]) > 1e-6)
+            if (!(fabs(rows[1][v * D + 2 * i] - rows[0][v * D + i]) <= 1e-6) ||
+                !(fabs(rows[1][v * D + 2 * i + 1] - rows[0][v * D + 32 + i]) <= 1e-6))
                 lcx_fail_msg("interleaved differs from permuted NeoX at vector %d pair %d", v, i);
         }
     free(rows[0]);
@@ -552,7 +563,7 @@ static void test_views_dtypes_threads(void **state)
                                     memcpy(&h, buf + (off + i) * es, 2);
                                     got = lcx_ref_decode16(dt, h);
                                 }
-                                if (fabs(got - want[i]) > 2e-6 + rel * fabs(want[i]))
+                                if (!(fabs(got - want[i]) <= 2e-6 + rel * fabs(want[i])))
                                     lcx_fail_msg("%s %s token (%d,%d) head %d dim %d: %.9g, want %.9g",
                                                  lcx_dtype_name(dt), lay ? "interleaved" : "neox", b, s, w, i, got,
                                                  want[i]);
@@ -623,13 +634,13 @@ static void test_rerotate_shift_length(void **state)
         assert_int_equal(lcx_rope_rerotate(ctx, rs, rl, &ty, pos), LCX_OK);
         assert_int_equal(lcx_rope_apply(ctx, rl, NULL, &tz, pos), LCX_OK);
         for (size_t i = 0; i < nel; i++)
-            if (fabsf(y[i] - z[i]) > 3e-6f)
+            if (!(fabsf(y[i] - z[i]) <= 3e-6f))
                 lcx_fail_msg("rerotate short->long: %g vs %g at %zu", (double)y[i], (double)z[i], i);
         /* shift: rotate at p, shift by delta, compare with rotation at p + delta */
-        const int64_t delta = -1234567;
+        const int64_t delta = lay ? 987654321 : -1234567;
         int64_t p2[40];
         for (int t = 0; t < T; t++) {
-            pos[t] = lcx_rng_range(&rng, 1300000, 2000000000);
+            pos[t] = lcx_rng_range(&rng, 1300000, 1000000000);
             p2[t] = pos[t] + delta;
         }
         memcpy(y, x, nel * 4);
@@ -638,7 +649,7 @@ static void test_rerotate_shift_length(void **state)
         assert_int_equal(lcx_rope_shift(ctx, rl, &ty, delta), LCX_OK);
         assert_int_equal(lcx_rope_apply(ctx, rl, NULL, &tz, p2), LCX_OK);
         for (size_t i = 0; i < nel; i++)
-            if (fabsf(y[i] - z[i]) > 3e-6f)
+            if (!(fabsf(y[i] - z[i]) <= 3e-6f))
                 lcx_fail_msg("shift by %lld: %g vs %g at %zu", (long long)delta, (double)y[i], (double)z[i], i);
         lcx_rope_destroy(rs);
         lcx_rope_destroy(rl);
@@ -687,13 +698,13 @@ static void test_kernels_vs_scalar(void **state)
         t.rope_cossin(turns, p, 512, 1.25f, c1, s1);
         ref.rope_cossin(turns, p, 512, 1.25f, c2, s2);
         for (int i = 0; i < 512; i++)
-            if (fabsf(c1[i] - c2[i]) > 4e-7f || fabsf(s1[i] - s2[i]) > 4e-7f)
+            if (!(fabsf(c1[i] - c2[i]) <= 4e-7f) || !(fabsf(s1[i] - s2[i]) <= 4e-7f))
                 lcx_fail_msg("%s p=%lld pair %d: (%g,%g) vs scalar (%g,%g)", t.impl[LCX_OP_rope_cossin],
                              (long long)p, i, (double)c1[i], (double)s1[i], (double)c2[i], (double)s2[i]);
         t.rope_cossin_f32(th, (float)(p & 0xffffff), 512, 0.75f, c1, s1);
         ref.rope_cossin_f32(th, (float)(p & 0xffffff), 512, 0.75f, c2, s2);
         for (int i = 0; i < 512; i++)
-            if (fabsf(c1[i] - c2[i]) > 3e-7f || fabsf(s1[i] - s2[i]) > 3e-7f)
+            if (!(fabsf(c1[i] - c2[i]) <= 3e-7f) || !(fabsf(s1[i] - s2[i]) <= 3e-7f))
                 lcx_fail_msg("%s pair %d differs from scalar", t.impl[LCX_OP_rope_cossin_f32], i);
     }
     float *x = malloc(4 * 4 * 1100), *y = malloc(4 * 4 * 1100);
@@ -707,13 +718,13 @@ static void test_kernels_vs_scalar(void **state)
         t.rope_rot_neox_f32(x + 1, 2 * n + 3, 4, c1, s1, n);
         ref.rope_rot_neox_f32(y + 1, 2 * n + 3, 4, c1, s1, n);
         for (int i = 0; i < 4 * 1100; i++)
-            if (fabsf(x[i] - y[i]) > 2e-6f)
+            if (!(fabsf(x[i] - y[i]) <= 2e-6f))
                 lcx_fail_msg("%s n=%d elem %d", t.impl[LCX_OP_rope_rot_neox_f32], n, i);
         memcpy(x, y, 4 * 4 * 1100); /* same input for the next layout */
         t.rope_rot_interleaved_f32(x + 1, 2 * n + 3, 4, c1, s1, n);
         ref.rope_rot_interleaved_f32(y + 1, 2 * n + 3, 4, c1, s1, n);
         for (int i = 0; i < 4 * 1100; i++)
-            if (fabsf(x[i] - y[i]) > 2e-6f)
+            if (!(fabsf(x[i] - y[i]) <= 2e-6f))
                 lcx_fail_msg("%s n=%d elem %d", t.impl[LCX_OP_rope_rot_interleaved_f32], n, i);
     }
     free(x);
@@ -804,6 +815,9 @@ static void test_bad_config(void **state)
             c.long_factor = f; f[5] = -1; field = "long_factor[5]"; break;
         case 20: c.type = LCX_ROPE_YARN; c.factor = 4; c.original_max_position = 4096; c.truncate = 2;
             field = "truncate"; break;
+        case 21: c.type = LCX_ROPE_LLAMA3; c.factor = 8; c.original_max_position = 8192; c.attention_factor = 1.2;
+            field = "attention_factor"; break;
+        case 22: c.type = LCX_ROPE_YARN; c.factor = 4; c.original_max_position = -5; field = "original_max_position"; break;
         default: return;
         }
         const lcx_status st = lcx_rope_config_validate(&c);
@@ -876,7 +890,48 @@ done:;
     lcx_tensor tk;
     lcx_tensor_init(&tk, k, LCX_F32, 4, sk);
     assert_int_equal(lcx_rope_rerotate(ctx, rope, other, &tk, NULL), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "differ"));
     assert_int_equal(lcx_rope_shift(ctx, rope, &tk, (int64_t)1 << 40), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "delta"));
+    /* q and k interleaved in one buffer but overlapping through a size-1 dim's stride */
+    {
+        float buf[2 * 64 + 64];
+        lcx_tensor a = {0}, b2;
+        a.data = buf;
+        a.dtype = LCX_F32;
+        a.ndim = 4;
+        const int64_t sh[4] = {2, 1, 4, 16}, st[4] = {64, 1000000, 16, 1};
+        memcpy(a.shape, sh, sizeof sh);
+        memcpy(a.stride, st, sizeof st);
+        b2 = a;
+        b2.data = buf + 64; /* k batch 0 = q batch 1 */
+        assert_int_equal(lcx_rope_apply(ctx, rope, &a, &b2, NULL), LCX_E_INVALID);
+        assert_non_null(strstr(lcx_last_error(), "overlap"));
+        /* a real fused layout with a size-1 batch of stride 0 is accepted */
+        const int64_t sh1[4] = {1, 2, 2, 16}, st1[4] = {0, 96, 16, 1};
+        memcpy(a.shape, sh1, sizeof sh1);
+        memcpy(a.stride, st1, sizeof st1);
+        b2 = a;
+        b2.data = buf + 32;
+        b2.shape[2] = 4;
+        for (int i = 0; i < 192; i++)
+            buf[i] = 0;
+        assert_int_equal(lcx_rope_apply(ctx, rope, &a, &b2, NULL), LCX_OK);
+    }
+    /* shift of LongRoPE keys with n_hat is refused (rotation depends on p) */
+    {
+        double f[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        lcx_rope_config lc = c;
+        lc.type = LCX_ROPE_LONGROPE;
+        lc.original_max_position = 4096;
+        lc.short_factor = lc.long_factor = f;
+        lc.n_hat = 4;
+        lcx_rope *lr;
+        assert_int_equal(lcx_rope_create(ctx, &lc, 0, &lr), LCX_OK);
+        assert_int_equal(lcx_rope_shift(ctx, lr, &tk, 3), LCX_E_INVALID);
+        assert_non_null(strstr(lcx_last_error(), "n_hat"));
+        lcx_rope_destroy(lr);
+    }
     assert_int_equal(lcx_rope_create(ctx, &c, -1, &other), LCX_E_INVALID);
     assert_int_equal(lcx_rope_set_length(rope, -5), LCX_E_INVALID);
     lcx_expect_bytes_equal(k, k0, sizeof k, "k after refused rerotate/shift");

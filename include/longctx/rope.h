@@ -51,7 +51,8 @@ typedef struct lcx_rope_config {
     int64_t max_position;          /**< max_position_embeddings: DYNAMIC's L0, LONGROPE's L_max */
     double beta_fast, beta_slow;   /**< YaRN ramp bounds; 0 = default (32, 1) */
     int32_t truncate;              /**< YaRN: floor/ceil the correction range (default 1) */
-    double attention_factor;       /**< a; 0 = derive (YaRN g(s), LongRoPE sqrt(1 + ln s / ln L0)) */
+    double attention_factor;       /**< a for YARN/LONGROPE; 0 = derive (YaRN g(s), LongRoPE
+                                        sqrt(1 + ln s / ln L0)); must be 0 for the others (a = 1) */
     double mscale, mscale_all_dim; /**< YaRN / DeepSeek; 0 = absent */
     double low_freq_factor, high_freq_factor; /**< LLAMA3 (defaults 1, 4) */
     const double *short_factor;    /**< LONGROPE: rotary_dim/2 factors (copied at create) */
@@ -117,7 +118,8 @@ LCX_API lcx_status lcx_rope_rerotate(struct lcx_context *ctx, const lcx_rope *fr
                                      const int64_t *positions);
 
 /** Context shift: move cached keys rotated by `rope` from position p to
- *  p + delta (delta may be negative), magnitude 1. Precise angles. */
+ *  p + delta (delta may be negative), magnitude 1. Precise angles. Refused
+ *  for LONGROPE with n_hat > 0 (the rotation then depends on p). */
 LCX_API lcx_status lcx_rope_shift(struct lcx_context *ctx, const lcx_rope *rope, const lcx_tensor *k,
                                   int64_t delta);
 

@@ -55,6 +55,11 @@ void lcx_build_table(lcx_isa isa, unsigned features, lcx_ktable *t);
 /* One Philox4x32 block (rounds = 10 for Philox4x32-10). */
 void lcx_philox4x32(const uint32_t ctr[4], const uint32_t key[2], int rounds, uint32_t out[4]);
 
+/* ---- RoPE (rope.c) ---- */
+struct lcx_rope;
+/* The HF-f32 mode frequencies of a rope object (rotary_dim/2 floats). */
+void lcx_rope_hf_theta(const struct lcx_rope *rope, float *theta);
+
 /* ---- thread pool (pool.c) ---- */
 typedef struct lcx_pool lcx_pool;
 typedef void (*lcx_task_fn)(void *arg, int64_t index);

@@ -71,8 +71,6 @@ void lcx_ref_rope_freqs(const lcx_rope_config *c, int64_t seq_len, long double *
             theta[i] = theta[i] / lam[i];
         *a = c->attention_factor ? c->attention_factor : s <= 1 ? 1 : sqrtl(1 + logl(s) / logl(L0));
     }
-    if (c->attention_factor && c->type != LCX_ROPE_YARN && c->type != LCX_ROPE_LONGROPE)
-        *a = c->attention_factor;
 }
 
 void lcx_ref_rope_rotate(const double *x, int head_dim, int d, lcx_rope_layout layout, long double p,

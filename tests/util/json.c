@@ -134,6 +134,11 @@ lcx_json *lcx_json_load(const char *path)
     fseek(f, 0, SEEK_END);
     const long size = ftell(f);
     fseek(f, 0, SEEK_SET);
+    if (size < 0) {
+        fclose(f);
+        fprintf(stderr, "json: cannot size %s\n", path);
+        return NULL;
+    }
     char *buf = malloc((size_t)size + 1);
     if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
         fclose(f);
