@@ -352,7 +352,7 @@ static void bench_merge(const bench_opts *o)
                 lcx_tensor_init(&j.out, c, dtype, 1, shape);
                 const stats s = time_it(merge_run, &j, o->reps);
                 const double bytes = 3.0 * (double)n * (double)es, g = bytes / s.med * 1e-9;
-                const char *k = lcx_context_kernel_name(ctx, "merge_acc");
+                const char *k = lcx_context_kernel_name(ctx, "merge");
                 printf("%-6s %-8s %3d %10.2f %8.2f %8.2f %7.0f%%  %s\n", lcx_dtype_name(dtype),
                        lcx_isa_name((lcx_isa)o->isas[ii]), t, g, bytes / s.max * 1e-9, bytes / s.min * 1e-9,
                        100 * g / copy_gbps[t], k);

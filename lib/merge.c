@@ -1,5 +1,5 @@
 /* lcx_merge_weights: validation, strided walk and threading around the
- * merge_acc kernels; f32 accumulation in a stack block, rounded once. */
+ * one-pass merge kernels (f32 accumulation in registers, rounded once). */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +11,6 @@
 
 #define LCX_MERGE_MAX_INPUTS 64
 #define LCX_MERGE_CHUNK 16384 /* elements per task */
-#define LCX_MERGE_BLOCK 2048  /* f32 accumulator block on the stack */
 
 typedef struct lcx_merge_job {
     const lcx_ktable *kt;
@@ -36,30 +35,23 @@ static int64_t lcx_row_offset(const lcx_tensor *t, int64_t row)
 static void lcx_merge_task(void *arg, int64_t task)
 {
     const lcx_merge_job *j = arg;
-    const lcx_ktable *kt = j->kt;
-    _Alignas(64) float acc[LCX_MERGE_BLOCK];
+    const void *src[LCX_MERGE_MAX_INPUTS];
+    int32_t dts[LCX_MERGE_MAX_INPUTS];
+    for (int32_t i = 0; i < j->n; i++)
+        dts[i] = (int32_t)j->in[i].dtype;
     const lcx_fpenv env = lcx_fpenv_enter();
     int64_t idx = task * LCX_MERGE_CHUNK;
     const int64_t end = idx + LCX_MERGE_CHUNK < j->numel ? idx + LCX_MERGE_CHUNK : j->numel;
     while (idx < end) {
         const int64_t row = idx / j->inner, col = idx % j->inner;
-        int64_t len = j->inner - col < end - idx ? j->inner - col : end - idx;
-        if (len > LCX_MERGE_BLOCK)
-            len = LCX_MERGE_BLOCK;
+        const int64_t len = j->inner - col < end - idx ? j->inner - col : end - idx;
         for (int32_t i = 0; i < j->n; i++) {
             const lcx_tensor *t = &j->in[i];
-            const char *p = (const char *)t->data +
-                            (size_t)(lcx_row_offset(t, row) + col) * lcx_dtype_size(t->dtype);
-            kt->merge_acc(acc, p, (int32_t)t->dtype, j->c[i], (size_t)len, i == 0);
+            src[i] = (const char *)t->data + (size_t)(lcx_row_offset(t, row) + col) * lcx_dtype_size(t->dtype);
         }
         const lcx_tensor *o = j->out;
         char *q = (char *)o->data + (size_t)(lcx_row_offset(o, row) + col) * lcx_dtype_size(o->dtype);
-        if (o->dtype == LCX_F32)
-            memcpy(q, acc, (size_t)len * sizeof(float));
-        else if (o->dtype == LCX_BF16)
-            kt->convert_f32_bf16(acc, (uint16_t *)q, (size_t)len);
-        else
-            kt->convert_f32_f16(acc, (uint16_t *)q, (size_t)len);
+        j->kt->merge(src, dts, j->c, j->n, q, (int32_t)o->dtype, (size_t)len);
         idx += len;
     }
     lcx_fpenv_leave(env);

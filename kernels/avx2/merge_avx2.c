@@ -1,4 +1,5 @@
-/* AVX2 weight-merge accumulation: 16 elements per step. */
+/* AVX2 weight merge: 8 elements per step, every input accumulated in a
+ * register (one pass over memory), scalar tail. */
 #if !defined(__AVX2__) || !defined(__FMA__) || !defined(__F16C__)
 #error "merge_avx2.c must be compiled with -mavx2 -mfma -mf16c"
 #endif
@@ -8,49 +9,43 @@
 #include "../common/fp_bits.h"
 #include "avx2_fp16.h"
 
-static inline __attribute__((always_inline)) void
-lcx_merge(float *acc, const void *x, int dt, float c, size_t n, int first)
+static inline __m256 lcx_ld(const void *x, size_t j, int32_t dt)
 {
-    const __m256 vc = _mm256_set1_ps(c);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 a, b;
-        if (dt == 0) {
-            a = _mm256_loadu_ps((const float *)x + i);
-            b = _mm256_loadu_ps((const float *)x + i + 8);
-        } else {
-            a = lcx_load8_x16_avx2((const uint16_t *)x + i, dt == 2);
-            b = lcx_load8_x16_avx2((const uint16_t *)x + i + 8, dt == 2);
-        }
-        if (first) {
-            _mm256_storeu_ps(acc + i, _mm256_mul_ps(vc, a));
-            _mm256_storeu_ps(acc + i + 8, _mm256_mul_ps(vc, b));
-        } else {
-            _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(vc, a, _mm256_loadu_ps(acc + i)));
-            _mm256_storeu_ps(acc + i + 8, _mm256_fmadd_ps(vc, b, _mm256_loadu_ps(acc + i + 8)));
-        }
-    }
-    for (; i < n; i++) {
-        float v;
-        if (dt == 0)
-            v = ((const float *)x)[i];
-        else if (dt == 2)
-            v = lcx_bits_f32(lcx_bf16_to_f32_bits(((const uint16_t *)x)[i]));
-        else
-            v = lcx_bits_f32(lcx_f16_to_f32_bits(((const uint16_t *)x)[i]));
-        acc[i] = first ? c * v : __builtin_fmaf(c, v, acc[i]);
-    }
+    if (dt == 0)
+        return _mm256_loadu_ps((const float *)x + j);
+    return lcx_load8_x16_avx2((const uint16_t *)x + j, dt == 2);
 }
 
-void lcx_k_merge_acc__avx2(float *acc, const void *x, int32_t dtype, float c, size_t n, int32_t first)
+void lcx_k_merge__avx2(const void *const *src, const int32_t *dtypes, const float *coeffs, int32_t n_in,
+                       void *dst, int32_t dst_dtype, size_t len)
 {
-    if (first) {
-        if (dtype == 0) lcx_merge(acc, x, 0, c, n, 1);
-        else if (dtype == 2) lcx_merge(acc, x, 2, c, n, 1);
-        else lcx_merge(acc, x, 1, c, n, 1);
-    } else {
-        if (dtype == 0) lcx_merge(acc, x, 0, c, n, 0);
-        else if (dtype == 2) lcx_merge(acc, x, 2, c, n, 0);
-        else lcx_merge(acc, x, 1, c, n, 0);
+    size_t j = 0;
+    for (; j + 8 <= len; j += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int32_t i = 0; i < n_in; i++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(coeffs[i]), lcx_ld(src[i], j, dtypes[i]), acc);
+        if (dst_dtype == 0)
+            _mm256_storeu_ps((float *)dst + j, acc);
+        else
+            lcx_store8_x16_avx2((uint16_t *)dst + j, acc, dst_dtype == 2);
+    }
+    for (; j < len; j++) {
+        float acc = 0.0f;
+        for (int32_t i = 0; i < n_in; i++) {
+            float v;
+            if (dtypes[i] == 0)
+                v = ((const float *)src[i])[j];
+            else if (dtypes[i] == 2)
+                v = lcx_bits_f32(lcx_bf16_to_f32_bits(((const uint16_t *)src[i])[j]));
+            else
+                v = lcx_bits_f32(lcx_f16_to_f32_bits(((const uint16_t *)src[i])[j]));
+            acc = __builtin_fmaf(coeffs[i], v, acc);
+        }
+        if (dst_dtype == 0)
+            ((float *)dst)[j] = acc;
+        else if (dst_dtype == 2)
+            ((uint16_t *)dst)[j] = lcx_f32_to_bf16_bits(lcx_f32_bits(acc));
+        else
+            ((uint16_t *)dst)[j] = lcx_f32_to_f16_bits(lcx_f32_bits(acc));
     }
 }

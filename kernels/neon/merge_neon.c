@@ -1,4 +1,5 @@
-/* NEON weight-merge accumulation: 8 elements per step. */
+/* NEON weight merge: 4 elements per step, every input accumulated in a
+ * register (one pass over memory), scalar tail. */
 #if !defined(__ARM_NEON) || !defined(__aarch64__)
 #error "merge_neon.c must be compiled for AArch64 with NEON"
 #endif
@@ -8,48 +9,43 @@
 #include "../common/fp_bits.h"
 #include "neon_fp16.h"
 
-static inline __attribute__((always_inline)) void
-lcx_merge(float *acc, const void *x, int dt, float c, size_t n, int first)
+static inline float32x4_t lcx_ld(const void *x, size_t j, int32_t dt)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        float32x4_t a, b;
-        if (dt == 0) {
-            a = vld1q_f32((const float *)x + i);
-            b = vld1q_f32((const float *)x + i + 4);
-        } else {
-            a = lcx_load4_x16_neon((const uint16_t *)x + i, dt == 2);
-            b = lcx_load4_x16_neon((const uint16_t *)x + i + 4, dt == 2);
-        }
-        if (first) {
-            vst1q_f32(acc + i, vmulq_n_f32(a, c));
-            vst1q_f32(acc + i + 4, vmulq_n_f32(b, c));
-        } else {
-            vst1q_f32(acc + i, vfmaq_n_f32(vld1q_f32(acc + i), a, c));
-            vst1q_f32(acc + i + 4, vfmaq_n_f32(vld1q_f32(acc + i + 4), b, c));
-        }
-    }
-    for (; i < n; i++) {
-        float v;
-        if (dt == 0)
-            v = ((const float *)x)[i];
-        else if (dt == 2)
-            v = lcx_bits_f32(lcx_bf16_to_f32_bits(((const uint16_t *)x)[i]));
-        else
-            v = lcx_bits_f32(lcx_f16_to_f32_bits(((const uint16_t *)x)[i]));
-        acc[i] = first ? c * v : __builtin_fmaf(c, v, acc[i]);
-    }
+    if (dt == 0)
+        return vld1q_f32((const float *)x + j);
+    return lcx_load4_x16_neon((const uint16_t *)x + j, dt == 2);
 }
 
-void lcx_k_merge_acc__neon(float *acc, const void *x, int32_t dtype, float c, size_t n, int32_t first)
+void lcx_k_merge__neon(const void *const *src, const int32_t *dtypes, const float *coeffs, int32_t n_in,
+                       void *dst, int32_t dst_dtype, size_t len)
 {
-    if (first) {
-        if (dtype == 0) lcx_merge(acc, x, 0, c, n, 1);
-        else if (dtype == 2) lcx_merge(acc, x, 2, c, n, 1);
-        else lcx_merge(acc, x, 1, c, n, 1);
-    } else {
-        if (dtype == 0) lcx_merge(acc, x, 0, c, n, 0);
-        else if (dtype == 2) lcx_merge(acc, x, 2, c, n, 0);
-        else lcx_merge(acc, x, 1, c, n, 0);
+    size_t j = 0;
+    for (; j + 4 <= len; j += 4) {
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (int32_t i = 0; i < n_in; i++)
+            acc = vfmaq_n_f32(acc, lcx_ld(src[i], j, dtypes[i]), coeffs[i]);
+        if (dst_dtype == 0)
+            vst1q_f32((float *)dst + j, acc);
+        else
+            lcx_store4_x16_neon((uint16_t *)dst + j, acc, dst_dtype == 2);
+    }
+    for (; j < len; j++) {
+        float acc = 0.0f;
+        for (int32_t i = 0; i < n_in; i++) {
+            float v;
+            if (dtypes[i] == 0)
+                v = ((const float *)src[i])[j];
+            else if (dtypes[i] == 2)
+                v = lcx_bits_f32(lcx_bf16_to_f32_bits(((const uint16_t *)src[i])[j]));
+            else
+                v = lcx_bits_f32(lcx_f16_to_f32_bits(((const uint16_t *)src[i])[j]));
+            acc = __builtin_fmaf(coeffs[i], v, acc);
+        }
+        if (dst_dtype == 0)
+            ((float *)dst)[j] = acc;
+        else if (dst_dtype == 2)
+            ((uint16_t *)dst)[j] = lcx_f32_to_bf16_bits(lcx_f32_bits(acc));
+        else
+            ((uint16_t *)dst)[j] = lcx_f32_to_f16_bits(lcx_f32_bits(acc));
     }
 }
