@@ -10,7 +10,7 @@
  * fraction of the ceiling at the same thread count.
  *
  *   longctx-bench [--json FILE] [--isa LIST] [--threads LIST] [--mb N]
- *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|merge|rope ...]
+ *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|merge|logprobs|rope ...]
  */
 #include <inttypes.h>
 #include <math.h>
@@ -27,7 +27,7 @@ typedef struct bench_opts {
     int threads[16], n_threads;
     double mb;          /* working-set size of streaming benchmarks, MiB */
     int reps;
-    int want_ceilings, want_convert, want_rope, want_merge;
+    int want_ceilings, want_convert, want_rope, want_merge, want_logprobs;
     int64_t seqs[8];
     int n_seqs;
     int quick;
@@ -367,6 +367,79 @@ static void bench_merge(const bench_opts *o)
     }
 }
 
+/* ---------------- logprobs ---------------- */
+
+typedef struct lp_job {
+    lcx_context *ctx;
+    lcx_tensor logits;
+    const int64_t *targets;
+    float *out;
+} lp_job;
+
+static void lp_run(void *arg)
+{
+    lp_job *j = arg;
+    if (lcx_token_logprobs(j->ctx, &j->logits, j->targets, j->out) != LCX_OK) {
+        fprintf(stderr, "longctx-bench: logprobs: %s\n", lcx_last_error());
+        exit(1);
+    }
+}
+
+static void bench_logprobs(const bench_opts *o)
+{
+    printf("\n== token logprobs: one pass over each row (bytes = logits read) ==\n");
+    printf("%-7s %-6s %-8s %3s %10s %8s %8s %8s  %s\n", "vocab", "dtype", "isa", "thr", "GB/s", "min", "max",
+           "of copy", "kernel");
+    const int64_t vocabs[3] = {32000, 128256, 256000};
+    for (int vi = 0; vi < 3; vi++)
+        for (int dt = 0; dt < 2; dt++) {
+            const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+            const size_t es = lcx_dtype_size(dtype);
+            const int64_t V = vocabs[vi], rows = (int64_t)(o->mb * 1048576.0 / (double)es / (double)V) + 1;
+            void *x = aligned_alloc(64, (size_t)(rows * V) * es);
+            int64_t *tg = malloc(sizeof(int64_t) * (size_t)rows);
+            float *out = malloc(sizeof(float) * (size_t)rows);
+            if (!x || !tg || !out) {
+                fprintf(stderr, "longctx-bench: out of memory\n");
+                exit(1);
+            }
+            for (int64_t i = 0; i < rows * V; i++) {
+                const float v = (float)((i * 2654435761u) % 2000) * 0.01f - 10.0f;
+                if (dt) {
+                    uint32_t u;
+                    memcpy(&u, &v, 4);
+                    ((uint16_t *)x)[i] = (uint16_t)(u >> 16);
+                } else
+                    ((float *)x)[i] = v;
+            }
+            for (int64_t r = 0; r < rows; r++)
+                tg[r] = (r * 7919) % V;
+            for (int ii = 0; ii < o->n_isas; ii++)
+                for (int ti = 0; ti < o->n_threads; ti++) {
+                    const int t = o->threads[ti];
+                    lcx_context *ctx = make_ctx(o->isas[ii], t);
+                    if (!ctx)
+                        continue;
+                    lp_job j = {ctx, {0}, tg, out};
+                    const int64_t shape[2] = {rows, V};
+                    lcx_tensor_init(&j.logits, x, dtype, 2, shape);
+                    const stats s = time_it(lp_run, &j, o->reps);
+                    const double bytes = (double)(rows * V) * (double)es, g = bytes / s.med * 1e-9;
+                    const char *k = lcx_context_kernel_name(ctx, "row_lse");
+                    printf("%-7lld %-6s %-8s %3d %10.2f %8.2f %8.2f %7.0f%%  %s\n", (long long)V,
+                           lcx_dtype_name(dtype), lcx_isa_name((lcx_isa)o->isas[ii]), t, g, bytes / s.max * 1e-9,
+                           bytes / s.min * 1e-9, 100 * g / copy_gbps[t], k);
+                    char name[48];
+                    snprintf(name, sizeof name, "logprobs/%lld/%s", (long long)V, lcx_dtype_name(dtype));
+                    json_rec("op", name, lcx_isa_name((lcx_isa)o->isas[ii]), k, t, bytes, 0, s, g / copy_gbps[t]);
+                    lcx_context_destroy(ctx);
+                }
+            free(x);
+            free(tg);
+            free(out);
+        }
+}
+
 /* ---------------- rope ---------------- */
 
 /* The common engine approach, written plainly: a cos/sin table for every
@@ -593,7 +666,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: longctx-bench [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
-            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [rope]\n"
+            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [logprobs] [rope]\n"
             "  --isa      comma list of scalar,avx2,avx512,neon (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
@@ -637,6 +710,8 @@ int main(int argc, char **argv)
             o.want_rope = 1;
         else if (!strcmp(a, "merge"))
             o.want_merge = 1;
+        else if (!strcmp(a, "logprobs"))
+            o.want_logprobs = 1;
         else if (!strcmp(a, "--shape") && i + 1 < argc)
             o.shape = argv[++i];
         else if (!strcmp(a, "--seq") && i + 1 < argc) {
@@ -654,8 +729,8 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (!o.want_ceilings && !o.want_convert && !o.want_rope && !o.want_merge)
-        o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = 1;
+    if (!o.want_ceilings && !o.want_convert && !o.want_rope && !o.want_merge && !o.want_logprobs)
+        o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = o.want_logprobs = 1;
     if (o.n_seqs == 0) {
         o.seqs[o.n_seqs++] = o.quick ? 2048 : 4096;
         if (!o.quick)
@@ -724,6 +799,8 @@ int main(int argc, char **argv)
         bench_convert(&o);
     if (o.want_merge)
         bench_merge(&o);
+    if (o.want_logprobs)
+        bench_logprobs(&o);
     if (o.want_rope)
         bench_rope(&o);
     if (json_f) {

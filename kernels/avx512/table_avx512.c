@@ -9,6 +9,7 @@ void lcx_table_init_avx512(lcx_ktable *t, unsigned features)
     LCX_KSET(t, convert_f16_f32, lcx_k_convert_f16_f32__avx512);
     LCX_KSET(t, bench_fma, lcx_k_bench_fma__avx512);
     LCX_KSET(t, merge, lcx_k_merge__avx512);
+    LCX_KSET(t, row_lse, lcx_k_row_lse__avx512);
     LCX_KSET(t, rope_cossin, lcx_k_rope_cossin__avx512);
     LCX_KSET(t, rope_cossin_f32, lcx_k_rope_cossin_f32__avx512);
     LCX_KSET(t, rope_rot_neox_f32, lcx_k_rope_rot_neox_f32__avx512);

@@ -10,6 +10,7 @@ void lcx_table_init_neon(lcx_ktable *t, unsigned features)
     LCX_KSET(t, convert_f16_f32, lcx_k_convert_f16_f32__neon);
     LCX_KSET(t, bench_fma, lcx_k_bench_fma__neon);
     LCX_KSET(t, merge, lcx_k_merge__neon);
+    LCX_KSET(t, row_lse, lcx_k_row_lse__neon);
     LCX_KSET(t, rope_cossin, lcx_k_rope_cossin__neon);
     LCX_KSET(t, rope_cossin_f32, lcx_k_rope_cossin_f32__neon);
     LCX_KSET(t, rope_rot_neox_f32, lcx_k_rope_rot_neox_f32__neon);
