@@ -57,6 +57,70 @@ LCX_API lcx_status lcx_impact_topk(const float *scores, const int64_t *token_ids
                                    int32_t use_abs, int64_t k, int64_t *top_ids, double *top_means,
                                    int64_t *n_found);
 
+/* ------------------------------------------------------------------ */
+/* LongRoPE evolutionary factor search (arXiv 2402.13753)              */
+/* ------------------------------------------------------------------ */
+
+/** Fitness of one individual (lower is better, e.g. the perplexity of the
+ *  model with these rescale factors and n_hat). Return 0 on success; any
+ *  other value stops the search with LCX_E_CALLBACK. */
+typedef int (*lcx_longrope_fitness_fn)(void *user, const double *factors, int32_t n_factors, int64_t n_hat,
+                                       double *fitness);
+/** Called after every iteration with the best fitness so far. */
+typedef void (*lcx_longrope_progress_fn)(void *user, int32_t iteration, double best_fitness);
+
+typedef struct lcx_longrope_search_config {
+    size_t struct_size;           /**< sizeof(lcx_longrope_search_config) */
+    int32_t rotary_dim;           /**< d: the search evolves d/2 factors (2..1024, even) */
+    double scale;                 /**< s, the extension ratio (>= 1) */
+    double upper_bound;           /**< largest factor; 0 = 1 + s (released code; the paper says 1.25 s) */
+    int32_t population;           /**< P (64) */
+    int32_t iterations;           /**< T (40) */
+    int32_t mutations;            /**< children by mutation per iteration (16) */
+    int32_t crossovers;           /**< children by crossover per iteration (16) */
+    int32_t parents;              /**< survivors per iteration, the top k (32) */
+    double step;                  /**< grid step of mutated values (0.01) */
+    double probability;           /**< per-dimension mutation/crossover probability (0.3) */
+    int32_t crossover_retries;    /**< passes before a crossover falls back to mutation (20) */
+    int32_t max_attempts;         /**< mutation redraws before giving up on a child (1000) */
+    const double *initial_factors;/**< d/2 factors, or NULL: YaRN factors from the fields below */
+    double base;                  /**< rope base for the YaRN initial factors (10000) */
+    int64_t original_max_position;/**< L_orig for the YaRN initial factors (4096) */
+    double beta_fast, beta_slow;  /**< YaRN ramp bounds (32, 1; Mistral 128, 2) */
+    const int64_t *n_hat_candidates; /**< candidate n_hat values (>= 0), or NULL: n_hat = 0 */
+    int32_t n_n_hat;              /**< number of candidates */
+    uint64_t seed;                /**< Philox seed (stream 0) */
+    lcx_longrope_progress_fn progress;
+    void *progress_user;
+} lcx_longrope_search_config;
+
+/** The released defaults (P 64, T 40, 16 mutations, 16 crossovers, 32
+ *  parents, step 0.01, probability 0.3, 20 retries, upper 1 + s, YaRN init
+ *  with base 1e4, L_orig 4096, beta 32/1); rotary_dim 128, scale 8, seed 42. */
+LCX_API void lcx_longrope_search_config_default(lcx_longrope_search_config *cfg);
+
+/** YaRN-derived LongRoPE factors: lambda_i = s (1 - m_i) + m_i with m_i = 1 -
+ *  clamp((i - lo) / (hi - lo), 0, 1), lo = max(floor(c(beta_fast)), 0), hi =
+ *  min(ceil(c(beta_slow)), d - 1), c(r) = d ln(L_orig / (2 pi r)) / (2 ln base). */
+LCX_API lcx_status lcx_longrope_yarn_factors(int32_t rotary_dim, double base, int64_t original_max_position,
+                                             double scale, double beta_fast, double beta_slow, double *factors);
+
+/** The evolutionary search (methods.md §4.2): individual 0 is the initial
+ *  factors, the rest of the first population their mutations; each iteration
+ *  keeps the best `parents`, adds `mutations` mutated parents and
+ *  `crossovers` crossovers of two distinct parents (falling back to a
+ *  mutation of the better one). A mutation walks the dimensions in order and,
+ *  with the configured probability, redraws a factor uniformly from the grid
+ *  between its neighbours (1 below the first, the upper bound above the
+ *  last), so factors stay non-decreasing within [1, upper_bound]; n_hat, when
+ *  candidates are given, is redrawn among them with the same probability. A
+ *  child equal (to 1e-5 relative) to any individual evaluated before is
+ *  redrawn: no individual is evaluated twice. Deterministic for a seed.
+ *  Writes the best factors (d/2), n_hat and fitness only on success. */
+LCX_API lcx_status lcx_longrope_search(const lcx_longrope_search_config *cfg, lcx_longrope_fitness_fn fitness,
+                                       void *user, double *best_factors, int64_t *best_n_hat,
+                                       double *best_fitness);
+
 #ifdef __cplusplus
 }
 #endif
