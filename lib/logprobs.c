@@ -29,14 +29,6 @@ static const char *lcx_row_ptr(const lcx_tensor *t, int64_t row)
     return (const char *)t->data + (size_t)off * lcx_dtype_size(t->dtype);
 }
 
-static double lcx_value(const lcx_tensor *t, const char *row, int64_t j)
-{
-    if (t->dtype == LCX_F32)
-        return ((const float *)row)[j];
-    const uint16_t h = ((const uint16_t *)row)[j];
-    return lcx_bits_f32(t->dtype == LCX_BF16 ? lcx_bf16_to_f32_bits(h) : lcx_f16_to_f32_bits(h));
-}
-
 /* log-probability of `target` in one row */
 static double lcx_row_logprob(const lcx_lp_job *j, const lcx_tensor *t, int64_t row, int64_t target)
 {
@@ -49,11 +41,11 @@ static double lcx_row_logprob(const lcx_lp_job *j, const lcx_tensor *t, int64_t 
     j->kt->row_lse(p, (int32_t)t->dtype, (size_t)j->vocab, &m, &s, &flags);
     if (flags & 1)
         return NAN;
-    const double xt = lcx_value(t, p, target);
+    const double xt = lcx_load_elem(p, (int32_t)t->dtype, (size_t)target);
     if (flags & 2) { /* +inf entries share all the mass (no NaN in the row) */
         int64_t c = 0;
         for (int64_t v = 0; v < j->vocab; v++)
-            c += lcx_value(t, p, v) == INFINITY;
+            c += lcx_load_elem(p, (int32_t)t->dtype, (size_t)v) == INFINITY;
         return xt == INFINITY ? -log((double)c) : -INFINITY;
     }
     if (!(s > 0))

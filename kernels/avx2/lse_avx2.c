@@ -19,14 +19,6 @@ static inline __m256 lcx_ld(const void *x, size_t j, int32_t dt)
     return lcx_load8_x16_avx2((const uint16_t *)x + j, dt == 2);
 }
 
-static inline float lcx_ld1(const void *x, size_t j, int32_t dt)
-{
-    if (dt == 0)
-        return ((const float *)x)[j];
-    const uint16_t h = ((const uint16_t *)x)[j];
-    return lcx_bits_f32(dt == 2 ? lcx_bf16_to_f32_bits(h) : lcx_f16_to_f32_bits(h));
-}
-
 static inline float lcx_hmax(__m256 v)
 {
     __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -59,7 +51,7 @@ void lcx_k_row_lse__avx2(const void *x, int32_t dtype, size_t n, float *max_out,
         }
         float bm = lcx_hmax(vm);
         for (; j < e; j++) {
-            const float v = lcx_ld1(x, j, dtype);
+            const float v = lcx_load_elem(x, dtype, j);
             if (v != v)
                 f |= 1;
             else if (v > bm)
@@ -83,7 +75,7 @@ void lcx_k_row_lse__avx2(const void *x, int32_t dtype, size_t n, float *max_out,
             acc = _mm256_add_ps(acc, Sleef_expf8_u10avx2(_mm256_sub_ps(lcx_ld(x, j, dtype), vmax)));
         float bs = lcx_hsum(acc);
         for (; j < e; j++)
-            bs += Sleef_expf1_u10purecfma(lcx_ld1(x, j, dtype) - m);
+            bs += Sleef_expf1_u10purecfma(lcx_load_elem(x, dtype, j) - m);
         s += bs;
     }
     *max_out = m;

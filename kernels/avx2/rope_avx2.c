@@ -93,16 +93,6 @@ void lcx_k_rope_rot_interleaved_f32__avx2(float *x, int64_t head_stride, int64_t
 
 /* ---- 16-bit head vectors ---- */
 
-static inline float lcx_ld16s(const uint16_t *p, int bf16)
-{
-    return lcx_bits_f32(bf16 ? lcx_bf16_to_f32_bits(*p) : lcx_f16_to_f32_bits(*p));
-}
-
-static inline void lcx_st16s(uint16_t *p, float x, int bf16)
-{
-    *p = bf16 ? lcx_f32_to_bf16_bits(lcx_f32_bits(x)) : lcx_f32_to_f16_bits(lcx_f32_bits(x));
-}
-
 static inline __attribute__((always_inline)) void
 lcx_rot_neox16(uint16_t *x, int64_t head_stride, int64_t n_heads, const float *cos, const float *sin,
                int32_t n_pairs, int bf16)
@@ -117,9 +107,9 @@ lcx_rot_neox16(uint16_t *x, int64_t head_stride, int64_t n_heads, const float *c
             lcx_store8_x16_avx2(v + i, _mm256_fmadd_ps(b, c, _mm256_mul_ps(a, s)), bf16);
         }
         for (; i < n_pairs; i++) {
-            const float a = lcx_ld16s(u + i, bf16), b = lcx_ld16s(v + i, bf16);
-            lcx_st16s(u + i, a * cos[i] - b * sin[i], bf16);
-            lcx_st16s(v + i, b * cos[i] + a * sin[i], bf16);
+            const float a = lcx_load_elem(u, bf16 ? 2 : 1, (size_t)i), b = lcx_load_elem(v, bf16 ? 2 : 1, (size_t)i);
+            lcx_store_elem(u, bf16 ? 2 : 1, (size_t)i, a * cos[i] - b * sin[i]);
+            lcx_store_elem(v, bf16 ? 2 : 1, (size_t)i, b * cos[i] + a * sin[i]);
         }
     }
 }
@@ -148,9 +138,9 @@ lcx_rot_il16(uint16_t *x, int64_t head_stride, int64_t n_heads, const float *cos
                                                        _mm256_mul_ps(sw, _mm256_loadu_ps(sin2 + i))), bf16);
         }
         for (; i < n; i += 2) {
-            const float a = lcx_ld16s(p + i, bf16), b = lcx_ld16s(p + i + 1, bf16);
-            lcx_st16s(p + i, a * cos2[i] + b * sin2[i], bf16);
-            lcx_st16s(p + i + 1, b * cos2[i + 1] + a * sin2[i + 1], bf16);
+            const float a = lcx_load_elem(p, bf16 ? 2 : 1, (size_t)i), b = lcx_load_elem(p, bf16 ? 2 : 1, (size_t)i + 1);
+            lcx_store_elem(p, bf16 ? 2 : 1, (size_t)i, a * cos2[i] + b * sin2[i]);
+            lcx_store_elem(p, bf16 ? 2 : 1, (size_t)i + 1, b * cos2[i + 1] + a * sin2[i + 1]);
         }
     }
 }

@@ -13,6 +13,7 @@
 #ifndef LCX_FP_BITS_H
 #define LCX_FP_BITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -109,6 +110,24 @@ LCX_HD static inline uint32_t lcx_f16_to_f32_bits(uint16_t h)
         }
         return sign | (exp << 23) | ((m & 0x03ffu) << 13);
     }
+}
+
+/* Element j of a buffer of dtype 0 = f32, 1 = f16, 2 = bf16 (the lcx_dtype
+ * values), widened to f32 exactly / rounded from f32 to nearest even. */
+LCX_HD static inline float lcx_load_elem(const void *p, int32_t dtype, size_t j)
+{
+    if (dtype == 0)
+        return ((const float *)p)[j];
+    const uint16_t h = ((const uint16_t *)p)[j];
+    return lcx_bits_f32(dtype == 2 ? lcx_bf16_to_f32_bits(h) : lcx_f16_to_f32_bits(h));
+}
+
+LCX_HD static inline void lcx_store_elem(void *p, int32_t dtype, size_t j, float x)
+{
+    if (dtype == 0)
+        ((float *)p)[j] = x;
+    else
+        ((uint16_t *)p)[j] = dtype == 2 ? lcx_f32_to_bf16_bits(lcx_f32_bits(x)) : lcx_f32_to_f16_bits(lcx_f32_bits(x));
 }
 
 #endif

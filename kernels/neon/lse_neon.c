@@ -12,14 +12,6 @@
 
 #define LCX_LSE_BLOCK 512
 
-static inline float lcx_ld1(const void *x, size_t j, int32_t dt)
-{
-    if (dt == 0)
-        return ((const float *)x)[j];
-    const uint16_t h = ((const uint16_t *)x)[j];
-    return lcx_bits_f32(dt == 2 ? lcx_bf16_to_f32_bits(h) : lcx_f16_to_f32_bits(h));
-}
-
 static inline float32x4_t lcx_ld(const void *x, size_t j, int32_t dt)
 {
     if (dt == 0)
@@ -46,7 +38,7 @@ void lcx_k_row_lse__neon(const void *x, int32_t dtype, size_t n, float *max_out,
         if (vminvq_u32(ok) == 0)
             f |= 1;
         for (; j < e; j++) {
-            const float v = lcx_ld1(x, j, dtype);
+            const float v = lcx_load_elem(x, dtype, j);
             if (v != v)
                 f |= 1;
             else if (v > bm)
@@ -68,7 +60,7 @@ void lcx_k_row_lse__neon(const void *x, int32_t dtype, size_t n, float *max_out,
             acc = vaddq_f32(acc, Sleef_expf4_u10advsimd(vsubq_f32(lcx_ld(x, j, dtype), vmax)));
         float bs = vaddvq_f32(acc);
         for (; j < e; j++)
-            bs += Sleef_expf1_u10purecfma(lcx_ld1(x, j, dtype) - m);
+            bs += Sleef_expf1_u10purecfma(lcx_load_elem(x, dtype, j) - m);
         s += bs;
     }
     *max_out = m;

@@ -31,21 +31,8 @@ void lcx_k_merge__neon(const void *const *src, const int32_t *dtypes, const floa
     }
     for (; j < len; j++) {
         float acc = 0.0f;
-        for (int32_t i = 0; i < n_in; i++) {
-            float v;
-            if (dtypes[i] == 0)
-                v = ((const float *)src[i])[j];
-            else if (dtypes[i] == 2)
-                v = lcx_bits_f32(lcx_bf16_to_f32_bits(((const uint16_t *)src[i])[j]));
-            else
-                v = lcx_bits_f32(lcx_f16_to_f32_bits(((const uint16_t *)src[i])[j]));
-            acc = __builtin_fmaf(coeffs[i], v, acc);
-        }
-        if (dst_dtype == 0)
-            ((float *)dst)[j] = acc;
-        else if (dst_dtype == 2)
-            ((uint16_t *)dst)[j] = lcx_f32_to_bf16_bits(lcx_f32_bits(acc));
-        else
-            ((uint16_t *)dst)[j] = lcx_f32_to_f16_bits(lcx_f32_bits(acc));
+        for (int32_t i = 0; i < n_in; i++)
+            acc = __builtin_fmaf(coeffs[i], lcx_load_elem(src[i], dtypes[i], j), acc);
+        lcx_store_elem(dst, dst_dtype, j, acc);
     }
 }

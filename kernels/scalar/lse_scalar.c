@@ -7,14 +7,6 @@
 
 #define LCX_LSE_BLOCK 512
 
-static inline float lcx_ld(const void *p, int32_t dt, size_t j)
-{
-    if (dt == 0)
-        return ((const float *)p)[j];
-    const uint16_t h = ((const uint16_t *)p)[j];
-    return lcx_bits_f32(dt == 2 ? lcx_bf16_to_f32_bits(h) : lcx_f16_to_f32_bits(h));
-}
-
 void lcx_k_row_lse__scalar(const void *x, int32_t dtype, size_t n, float *max_out, double *sum_out, int32_t *flags)
 {
     float m = -INFINITY;
@@ -24,7 +16,7 @@ void lcx_k_row_lse__scalar(const void *x, int32_t dtype, size_t n, float *max_ou
         const size_t e = b + LCX_LSE_BLOCK < n ? b + LCX_LSE_BLOCK : n;
         float bm = -INFINITY;
         for (size_t j = b; j < e; j++) {
-            const float v = lcx_ld(x, dtype, j);
+            const float v = lcx_load_elem(x, dtype, j);
             if (v != v)
                 f |= 1;
             else if (v > bm)
@@ -42,7 +34,7 @@ void lcx_k_row_lse__scalar(const void *x, int32_t dtype, size_t n, float *max_ou
             continue;
         float bs = 0;
         for (size_t j = b; j < e; j++)
-            bs += Sleef_expf1_u10purec(lcx_ld(x, dtype, j) - m);
+            bs += Sleef_expf1_u10purec(lcx_load_elem(x, dtype, j) - m);
         s += bs;
     }
     *max_out = m;

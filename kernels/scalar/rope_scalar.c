@@ -56,25 +56,15 @@ void lcx_k_rope_rot_interleaved_f32__scalar(float *x, int64_t head_stride, int64
     }
 }
 
-static inline float lcx_ld16(const uint16_t *p, int32_t bf16)
-{
-    return lcx_bits_f32(bf16 ? lcx_bf16_to_f32_bits(*p) : lcx_f16_to_f32_bits(*p));
-}
-
-static inline void lcx_st16(uint16_t *p, float x, int32_t bf16)
-{
-    *p = bf16 ? lcx_f32_to_bf16_bits(lcx_f32_bits(x)) : lcx_f32_to_f16_bits(lcx_f32_bits(x));
-}
-
 void lcx_k_rope_rot_neox_x16__scalar(uint16_t *x, int64_t head_stride, int64_t n_heads, const float *cos,
                                      const float *sin, int32_t n_pairs, int32_t bf16)
 {
     for (int64_t h = 0; h < n_heads; h++) {
         uint16_t *u = x + h * head_stride, *v = u + n_pairs;
         for (int32_t i = 0; i < n_pairs; i++) {
-            const float a = lcx_ld16(u + i, bf16), b = lcx_ld16(v + i, bf16);
-            lcx_st16(u + i, a * cos[i] - b * sin[i], bf16);
-            lcx_st16(v + i, b * cos[i] + a * sin[i], bf16);
+            const float a = lcx_load_elem(u, bf16 ? 2 : 1, (size_t)i), b = lcx_load_elem(v, bf16 ? 2 : 1, (size_t)i);
+            lcx_store_elem(u, bf16 ? 2 : 1, (size_t)i, a * cos[i] - b * sin[i]);
+            lcx_store_elem(v, bf16 ? 2 : 1, (size_t)i, b * cos[i] + a * sin[i]);
         }
     }
 }
@@ -85,9 +75,9 @@ void lcx_k_rope_rot_interleaved_x16__scalar(uint16_t *x, int64_t head_stride, in
     for (int64_t h = 0; h < n_heads; h++) {
         uint16_t *p = x + h * head_stride;
         for (int32_t i = 0; i < 2 * n_pairs; i += 2) {
-            const float a = lcx_ld16(p + i, bf16), b = lcx_ld16(p + i + 1, bf16);
-            lcx_st16(p + i, a * cos2[i] + b * sin2[i], bf16);
-            lcx_st16(p + i + 1, b * cos2[i + 1] + a * sin2[i + 1], bf16);
+            const float a = lcx_load_elem(p, bf16 ? 2 : 1, (size_t)i), b = lcx_load_elem(p, bf16 ? 2 : 1, (size_t)i + 1);
+            lcx_store_elem(p, bf16 ? 2 : 1, (size_t)i, a * cos2[i] + b * sin2[i]);
+            lcx_store_elem(p, bf16 ? 2 : 1, (size_t)i + 1, b * cos2[i + 1] + a * sin2[i + 1]);
         }
     }
 }
