@@ -157,5 +157,6 @@ LCX_API lcx_status lcx_context_synchronize(lcx_context *ctx);
 #include "longctx/rope.h"
 #include "longctx/positions.h"
 #include "longctx/recipe.h"
+#include "longctx/attention.h"
 
 #endif /* LONGCTX_LONGCTX_H */

@@ -1,0 +1,44 @@
+/* Scalar attention tile kernels (the reference). */
+#include <sleef.h>
+
+#include "../ktable.h"
+
+void lcx_k_attn_qk__scalar(const float *q, int64_t ldq, const float *kt, int64_t ldk, int32_t m, int32_t n16,
+                           int32_t d, float *s, int64_t lds)
+{
+    for (int32_t i = 0; i < m; i++) {
+        float *si = s + i * lds;
+        for (int32_t j = 0; j < n16; j++)
+            si[j] = 0.0f;
+        for (int32_t t = 0; t < d; t++) {
+            const float qv = q[i * ldq + t];
+            const float *kr = kt + t * ldk;
+            for (int32_t j = 0; j < n16; j++)
+                si[j] += qv * kr[j];
+        }
+    }
+}
+
+void lcx_k_attn_pv__scalar(const float *p, int64_t ldp, const float *v, int64_t ldv, int32_t m, int32_t n16,
+                           int32_t dv16, float *o, int64_t ldo)
+{
+    for (int32_t i = 0; i < m; i++) {
+        float *oi = o + i * ldo;
+        for (int32_t j = 0; j < n16; j++) {
+            const float pv = p[i * ldp + j];
+            const float *vr = v + j * ldv;
+            for (int32_t c = 0; c < dv16; c++)
+                oi[c] += pv * vr[c];
+        }
+    }
+}
+
+float lcx_k_attn_exp__scalar(float *x, int32_t n16, float mx)
+{
+    float sum = 0.0f;
+    for (int32_t j = 0; j < n16; j++) {
+        x[j] = Sleef_expf1_u10purec(x[j] - mx);
+        sum += x[j];
+    }
+    return sum;
+}

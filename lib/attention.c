@@ -1,0 +1,576 @@
+/* Blocked attention with an online softmax (FlashAttention-style) on the
+ * CPU, and the LSE merge of partial results.
+ *
+ * Work item: (sequence, kv head, block of query positions). The G = heads /
+ * kv_heads query heads of a kv head are stacked into one tile of G * BQ rows
+ * so every converted K/V tile serves all of them (no repeated KV heads are
+ * materialised). Keys stream in tiles of 64; each tile: S = Q K^T (f32),
+ * softcap, masks, row max, P = exp(S - max), rescale the running output, O +=
+ * P V. Nothing is proportional to seq_q x seq_k; every buffer is a tile in
+ * the context's scratch. Decode shapes (few queries, long keys) also split
+ * the keys into fixed chunks of LCX_ATTN_CHUNK keys, computed in parallel
+ * and merged by their LSE in chunk order, so the result does not depend on
+ * the thread count either way.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal/lcx_internal.h"
+#include "internal/lcx_fpenv.h"
+#include "longctx/attention.h"
+#include "../kernels/common/fp_bits.h"
+
+#define LCX_ATTN_BK 64          /* keys per tile */
+#define LCX_ATTN_ROWS 64        /* target rows (G * BQ) per tile */
+#define LCX_ATTN_MAX_D 512      /* head_dim cap */
+#define LCX_ATTN_CHUNK 2048     /* keys per split-KV chunk (decode) */
+#define LCX_ATTN_SPLIT_MAX_Q 16 /* split the keys when seq_q <= this */
+
+void lcx_attention_params_default(lcx_attention_params *p)
+{
+    if (!p)
+        return;
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+    p->window_left = -1;
+}
+
+typedef struct lcx_attn_job {
+    const lcx_ktable *kt;
+    const lcx_tensor *q, *k, *v, *out;
+    float *lse;
+    int64_t B, Sq, Sk, H, Hkv, G, D, Dv, Dp, Dvp;
+    float scale, softcap;
+    int causal;
+    int64_t window;             /* < 0: none */
+    const int64_t *cu_q, *cu_k; /* varlen offsets, or NULL */
+    int64_t n_seqs;
+    int64_t bq, rows;           /* query positions per item, G * bq */
+    int64_t *item_start;        /* per sequence: first item index (n_seqs + 1) */
+    int64_t n_items;
+    int64_t n_chunks;           /* split-KV chunks per (seq, kv head); 1 = no split */
+    int64_t workers;
+    float *scratch;
+    size_t slot;                /* floats per worker */
+    float *partial;             /* split: per item rows * (Dvp + 2) floats */
+} lcx_attn_job;
+
+/* element offset of (b, s, h, 0) */
+static inline int64_t lcx_at(const lcx_tensor *t, int64_t b, int64_t s, int64_t h)
+{
+    return b * t->stride[0] + s * t->stride[1] + h * t->stride[2];
+}
+
+static void lcx_load_row(const lcx_ktable *kt, const lcx_tensor *t, int64_t off, int64_t n, float *dst)
+{
+    const char *p = (const char *)t->data + (size_t)off * lcx_dtype_size(t->dtype);
+    if (t->dtype == LCX_F32)
+        memcpy(dst, p, (size_t)n * sizeof(float));
+    else if (t->dtype == LCX_BF16)
+        kt->convert_bf16_f32((const uint16_t *)p, dst, (size_t)n);
+    else
+        kt->convert_f16_f32((const uint16_t *)p, dst, (size_t)n);
+}
+
+static void lcx_store_row(const lcx_ktable *kt, const lcx_tensor *t, int64_t off, int64_t n, const float *src)
+{
+    char *p = (char *)t->data + (size_t)off * lcx_dtype_size(t->dtype);
+    if (t->dtype == LCX_F32)
+        memcpy(p, src, (size_t)n * sizeof(float));
+    else if (t->dtype == LCX_BF16)
+        kt->convert_f32_bf16(src, (uint16_t *)p, (size_t)n);
+    else
+        kt->convert_f32_f16(src, (uint16_t *)p, (size_t)n);
+}
+
+/* sequence geometry: batch index, first q/k rows and lengths */
+static void lcx_seq(const lcx_attn_job *j, int64_t s, int64_t *b, int64_t *q0, int64_t *lq, int64_t *k0, int64_t *lk)
+{
+    if (j->cu_q) {
+        *b = 0;
+        *q0 = j->cu_q[s];
+        *lq = j->cu_q[s + 1] - j->cu_q[s];
+        *k0 = j->cu_k[s];
+        *lk = j->cu_k[s + 1] - j->cu_k[s];
+    } else {
+        *b = s;
+        *q0 = 0;
+        *lq = j->Sq;
+        *k0 = 0;
+        *lk = j->Sk;
+    }
+}
+
+/* visible keys [lo, hi] (inclusive, may be empty: hi < lo) of query i of a
+ * sequence with lq queries and lk keys */
+static inline void lcx_visible(const lcx_attn_job *j, int64_t i, int64_t lq, int64_t lk, int64_t *lo, int64_t *hi)
+{
+    if (!j->causal) {
+        *lo = 0;
+        *hi = lk - 1;
+        return;
+    }
+    const int64_t p = lk - lq + i;
+    *hi = p < lk - 1 ? p : lk - 1;
+    *lo = j->window >= 0 ? (p - j->window > 0 ? p - j->window : 0) : 0;
+}
+
+/* One tile pass over keys [klo, khi] for the rows of item (seq, kvh, qblk):
+ * leaves the unnormalised output O, row max m and sum l in the worker slot. */
+typedef struct lcx_tile {
+    float *Q, *Kt, *V, *S, *O, *m, *l, *row;
+} lcx_tile;
+
+static lcx_tile lcx_slot(const lcx_attn_job *j, int64_t w)
+{
+    lcx_tile t;
+    float *p = j->scratch + (size_t)w * j->slot;
+    t.Q = p;
+    p += j->rows * j->Dp;
+    t.Kt = p;
+    p += j->Dp * LCX_ATTN_BK;
+    t.V = p;
+    p += LCX_ATTN_BK * j->Dvp;
+    t.S = p;
+    p += j->rows * LCX_ATTN_BK;
+    t.O = p;
+    p += j->rows * j->Dvp;
+    t.m = p;
+    p += j->rows;
+    t.l = p;
+    p += j->rows;
+    t.row = p; /* staging for one converted row */
+    return t;
+}
+
+static size_t lcx_slot_floats(const lcx_attn_job *j)
+{
+    size_t n = (size_t)(j->rows * j->Dp + j->Dp * LCX_ATTN_BK + LCX_ATTN_BK * j->Dvp + j->rows * LCX_ATTN_BK +
+                        j->rows * j->Dvp + 2 * j->rows + (j->Dp > j->Dvp ? j->Dp : j->Dvp));
+    return (n + 15) & ~(size_t)15; /* keep every slot 64-byte aligned */
+}
+
+static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_t qs, int64_t ks, int64_t lq,
+                           int64_t lk, int64_t kvh, int64_t i0, int64_t nq, int64_t klo, int64_t khi)
+{
+    const lcx_ktable *kt = j->kt;
+    const int64_t G = j->G, R = G * nq, D = j->D, Dv = j->Dv, Dp = j->Dp, Dvp = j->Dvp;
+    /* Q tile, scaled: row g * nq + i */
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t i = 0; i < nq; i++) {
+            float *qr = t->Q + (g * nq + i) * Dp;
+            lcx_load_row(kt, j->q, lcx_at(j->q, b, qs + i0 + i, kvh * G + g), D, qr);
+            for (int64_t c = 0; c < D; c++)
+                qr[c] *= j->scale;
+        }
+    for (int64_t r = 0; r < R; r++) {
+        t->m[r] = -INFINITY;
+        t->l[r] = 0.0f;
+        memset(t->O + r * Dvp, 0, (size_t)Dvp * sizeof(float));
+    }
+    /* row visibility bounds of the first and last query decide which key
+     * tiles need masks */
+    int64_t lo0, hi0, lo1, hi1;
+    lcx_visible(j, i0, lq, lk, &lo0, &hi0);
+    lcx_visible(j, i0 + nq - 1, lq, lk, &lo1, &hi1);
+    for (int64_t kb = klo; kb <= khi; kb += LCX_ATTN_BK) {
+        const int64_t nk = khi - kb + 1 < LCX_ATTN_BK ? khi - kb + 1 : LCX_ATTN_BK;
+        const int32_t n16 = (int32_t)((nk + 15) & ~15);
+        /* K^T and V tiles; padded keys are zero */
+        for (int64_t jj = 0; jj < n16; jj++) {
+            if (jj < nk) {
+                lcx_load_row(kt, j->k, lcx_at(j->k, b, ks + kb + jj, kvh), D, t->row);
+                for (int64_t c = 0; c < D; c++)
+                    t->Kt[c * LCX_ATTN_BK + jj] = t->row[c];
+                lcx_load_row(kt, j->v, lcx_at(j->v, b, ks + kb + jj, kvh), Dv, t->V + jj * Dvp);
+            } else {
+                for (int64_t c = 0; c < D; c++)
+                    t->Kt[c * LCX_ATTN_BK + jj] = 0.0f;
+                memset(t->V + jj * Dvp, 0, (size_t)Dv * sizeof(float));
+            }
+            memset(t->V + jj * Dvp + Dv, 0, (size_t)(Dvp - Dv) * sizeof(float));
+        }
+        kt->attn_qk(t->Q, Dp, t->Kt, LCX_ATTN_BK, (int32_t)R, n16, (int32_t)D, t->S, LCX_ATTN_BK);
+        /* masks are needed on a partial tile or where some row's window or
+         * causal bound cuts through it */
+        const int need_mask = nk < n16 || (j->causal && (kb + nk - 1 > hi0 || kb < lo1));
+        for (int64_t r = 0; r < R; r++) {
+            float *s = t->S + r * LCX_ATTN_BK;
+            if (j->softcap > 0)
+                for (int64_t jj = 0; jj < nk; jj++)
+                    s[jj] = j->softcap * tanhf(s[jj] / j->softcap);
+            if (need_mask) {
+                int64_t lo, hi;
+                lcx_visible(j, i0 + r % nq, lq, lk, &lo, &hi);
+                for (int64_t jj = 0; jj < n16; jj++)
+                    if (jj >= nk || kb + jj < lo || kb + jj > hi)
+                        s[jj] = -INFINITY;
+            }
+            float mx = -INFINITY;
+            for (int64_t jj = 0; jj < nk; jj++)
+                mx = s[jj] > mx ? s[jj] : mx;
+            if (mx == -INFINITY) { /* nothing visible in this tile for this row */
+                memset(s, 0, (size_t)n16 * sizeof(float));
+                continue;
+            }
+            const float mn = mx > t->m[r] ? mx : t->m[r];
+            if (mn > t->m[r]) {
+                const float f = expf(t->m[r] - mn); /* 0 when m was -inf */
+                t->l[r] *= f;
+                float *o = t->O + r * Dvp;
+                for (int64_t c = 0; c < Dv; c++)
+                    o[c] *= f;
+                t->m[r] = mn;
+            }
+            t->l[r] += kt->attn_exp(s, n16, mn);
+        }
+        kt->attn_pv(t->S, LCX_ATTN_BK, t->V, Dvp, (int32_t)R, n16, (int32_t)Dvp, t->O, Dvp);
+    }
+}
+
+static void lcx_attn_finish_row(const lcx_attn_job *j, float *o, float m, float l, int64_t b, int64_t qpos,
+                                int64_t h, int64_t lse_row)
+{
+    const float inv = l > 0 ? 1.0f / l : 0.0f;
+    for (int64_t c = 0; c < j->Dv; c++)
+        o[c] = l > 0 ? o[c] * inv : 0.0f;
+    lcx_store_row(j->kt, j->out, lcx_at(j->out, b, qpos, h), j->Dv, o);
+    if (j->lse)
+        j->lse[(b * j->H + h) * j->Sq + lse_row] = l > 0 ? m + logf(l) : -INFINITY;
+}
+
+/* decode an item index into (seq, kv head, query block, chunk) */
+static void lcx_item(const lcx_attn_job *j, int64_t it, int64_t *s, int64_t *kvh, int64_t *qb, int64_t *c)
+{
+    *c = it % j->n_chunks;
+    it /= j->n_chunks;
+    int64_t lo = 0, hi = j->n_seqs; /* find s with item_start[s] <= it < item_start[s + 1] */
+    while (hi - lo > 1) {
+        const int64_t mid = (lo + hi) / 2;
+        if (j->item_start[mid] <= it)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    *s = lo;
+    it -= j->item_start[lo];
+    const int64_t nqb = (j->item_start[lo + 1] - j->item_start[lo]) / j->Hkv;
+    *kvh = it / nqb;
+    *qb = it % nqb;
+}
+
+static void lcx_attn_worker(void *arg, int64_t w)
+{
+    const lcx_attn_job *j = arg;
+    lcx_tile t = lcx_slot(j, w);
+    const lcx_fpenv env = lcx_fpenv_enter();
+    const int64_t total = j->n_items * j->n_chunks;
+    for (int64_t it = w; it < total; it += j->workers) {
+        int64_t s, kvh, qb, c, b, qs, lq, ks, lk;
+        lcx_item(j, it, &s, &kvh, &qb, &c);
+        lcx_seq(j, s, &b, &qs, &lq, &ks, &lk);
+        const int64_t i0 = qb * j->bq, nq = lq - i0 < j->bq ? lq - i0 : j->bq, R = j->G * nq;
+        int64_t lo0, hi0, lo1, hi1;
+        lcx_visible(j, i0, lq, lk, &lo0, &hi0);
+        lcx_visible(j, i0 + nq - 1, lq, lk, &lo1, &hi1);
+        int64_t klo = lo0, khi = hi1;
+        if (j->n_chunks > 1) { /* this chunk's share of the keys */
+            const int64_t clo = c * LCX_ATTN_CHUNK, chi = clo + LCX_ATTN_CHUNK - 1;
+            klo = klo > clo ? klo : clo;
+            khi = khi < chi ? khi : chi;
+        }
+        if (khi >= klo) {
+            lcx_attn_tiles(j, &t, b, qs, ks, lq, lk, kvh, i0, nq, klo, khi);
+        } else {
+            for (int64_t r = 0; r < R; r++) {
+                t.m[r] = -INFINITY;
+                t.l[r] = 0;
+                memset(t.O + r * j->Dvp, 0, (size_t)j->Dvp * sizeof(float));
+            }
+        }
+        if (j->n_chunks > 1) { /* keep the partial result for the merge pass */
+            float *pp = j->partial + (size_t)it * (size_t)(j->rows * (j->Dvp + 2));
+            for (int64_t r = 0; r < R; r++) {
+                memcpy(pp + r * (j->Dvp + 2), t.O + r * j->Dvp, (size_t)j->Dvp * sizeof(float));
+                pp[r * (j->Dvp + 2) + j->Dvp] = t.m[r];
+                pp[r * (j->Dvp + 2) + j->Dvp + 1] = t.l[r];
+            }
+            continue;
+        }
+        for (int64_t r = 0; r < R; r++) {
+            const int64_t g = r / nq, i = r % nq;
+            lcx_attn_finish_row(j, t.O + r * j->Dvp, t.m[r], t.l[r], b, qs + i0 + i, kvh * j->G + g,
+                                qs + i0 + i);
+        }
+    }
+    lcx_fpenv_leave(env);
+}
+
+/* split-KV: merge the chunks of every (item) in chunk order */
+static void lcx_attn_merge_worker(void *arg, int64_t w)
+{
+    const lcx_attn_job *j = arg;
+    lcx_tile t = lcx_slot(j, w);
+    const lcx_fpenv env = lcx_fpenv_enter();
+    const int64_t stride = j->rows * (j->Dvp + 2);
+    for (int64_t item = w; item < j->n_items; item += j->workers) {
+        int64_t s, kvh, qb, c, b, qs, lq, ks, lk;
+        lcx_item(j, item * j->n_chunks, &s, &kvh, &qb, &c);
+        lcx_seq(j, s, &b, &qs, &lq, &ks, &lk);
+        const int64_t i0 = qb * j->bq, nq = lq - i0 < j->bq ? lq - i0 : j->bq, R = j->G * nq;
+        const float *base = j->partial + (size_t)(item * j->n_chunks) * (size_t)stride;
+        for (int64_t r = 0; r < R; r++) {
+            float m = -INFINITY;
+            for (int64_t cc = 0; cc < j->n_chunks; cc++) {
+                const float mc = base[cc * stride + r * (j->Dvp + 2) + j->Dvp];
+                m = mc > m ? mc : m;
+            }
+            float l = 0;
+            float *o = t.O;
+            memset(o, 0, (size_t)j->Dvp * sizeof(float));
+            if (m > -INFINITY) {
+                for (int64_t cc = 0; cc < j->n_chunks; cc++) {
+                    const float *pr = base + cc * stride + r * (j->Dvp + 2);
+                    if (pr[j->Dvp + 1] == 0)
+                        continue;
+                    const float f = expf(pr[j->Dvp] - m);
+                    l += pr[j->Dvp + 1] * f;
+                    for (int64_t x = 0; x < j->Dv; x++)
+                        o[x] += pr[x] * f;
+                }
+            }
+            const int64_t g = r / nq, i = r % nq;
+            lcx_attn_finish_row(j, o, m, l, b, qs + i0 + i, kvh * j->G + g, qs + i0 + i);
+        }
+    }
+    lcx_fpenv_leave(env);
+}
+
+static lcx_status lcx_attn_check4(const char *op, const lcx_tensor *t, const char *name, int writable)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s: %s", op, name);
+    lcx_status st = lcx_tensor_validate(t, what, writable);
+    if (st != LCX_OK)
+        return st;
+    if (t->ndim != 4)
+        return lcx_fail(LCX_E_INVALID, "%s: %s has %" PRId32 " dims, want 4 [batch][seq][heads][dim]", op, name,
+                        t->ndim);
+    return LCX_OK;
+}
+
+lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *params, const lcx_tensor *q,
+                                 const lcx_tensor *k, const lcx_tensor *v, const lcx_tensor *out, float *lse)
+{
+    const char *op = "attention_forward";
+    lcx_attention_params pd;
+    lcx_attention_params_default(&pd);
+    const lcx_attention_params *p = params ? params : &pd;
+    lcx_status st;
+    if ((st = lcx_check_ctx(ctx, op)) != LCX_OK)
+        return st;
+    if (p->struct_size != sizeof *p)
+        return lcx_fail(LCX_E_INVALID, "%s: params struct_size %zu is not a size this library knows (%zu)", op,
+                        p->struct_size, sizeof *p);
+    if ((st = lcx_attn_check4(op, q, "q", 0)) != LCX_OK || (st = lcx_attn_check4(op, k, "k", 0)) != LCX_OK ||
+        (st = lcx_attn_check4(op, v, "v", 0)) != LCX_OK || (st = lcx_attn_check4(op, out, "out", 1)) != LCX_OK)
+        return st;
+    const int64_t B = q->shape[0], Sq = q->shape[1], H = q->shape[2], D = q->shape[3];
+    const int64_t Sk = k->shape[1], Hkv = k->shape[2], Dv = v->shape[3];
+    if (k->shape[0] != B || v->shape[0] != B || out->shape[0] != B)
+        return lcx_fail(LCX_E_INVALID, "%s: batch sizes differ (q %" PRId64 ", k %" PRId64 ", v %" PRId64
+                        ", out %" PRId64 ")", op, B, k->shape[0], v->shape[0], out->shape[0]);
+    if (v->shape[1] != Sk || v->shape[2] != Hkv)
+        return lcx_fail(LCX_E_INVALID, "%s: v is [%" PRId64 "][%" PRId64 "] but k is [%" PRId64 "][%" PRId64 "]",
+                        op, v->shape[1], v->shape[2], Sk, Hkv);
+    if (Hkv < 1 || H % Hkv != 0)
+        return lcx_fail(LCX_E_INVALID, "%s: heads %" PRId64 " is not divisible by kv_heads %" PRId64, op, H, Hkv);
+    if (k->shape[3] != D)
+        return lcx_fail(LCX_E_INVALID, "%s: q head dim %" PRId64 " differs from k's %" PRId64, op, D, k->shape[3]);
+    if (out->shape[1] != Sq || out->shape[2] != H || out->shape[3] != Dv)
+        return lcx_fail(LCX_E_INVALID, "%s: out is [%" PRId64 "][%" PRId64 "][%" PRId64 "], want [%" PRId64
+                        "][%" PRId64 "][%" PRId64 "] (v's dim)", op, out->shape[1], out->shape[2], out->shape[3],
+                        Sq, H, Dv);
+    if (D < 1 || D > LCX_ATTN_MAX_D || Dv < 1 || Dv > LCX_ATTN_MAX_D)
+        return lcx_fail(LCX_E_INVALID, "%s: head dims %" PRId64 "/%" PRId64 " must be in 1..%d", op, D, Dv,
+                        LCX_ATTN_MAX_D);
+    if (lcx_tensors_overlap(out, q) || lcx_tensors_overlap(out, k) || lcx_tensors_overlap(out, v))
+        return lcx_fail(LCX_E_INVALID, "%s: out overlaps q, k or v", op);
+    if (!isfinite(p->scale) || p->scale < 0)
+        return lcx_fail(LCX_E_INVALID, "%s: scale %g must be finite and >= 0 (0 = 1/sqrt(d))", op, p->scale);
+    if (!isfinite(p->softcap) || p->softcap < 0)
+        return lcx_fail(LCX_E_INVALID, "%s: softcap %g must be finite and >= 0", op, p->softcap);
+    if (p->causal != 0 && p->causal != 1)
+        return lcx_fail(LCX_E_INVALID, "%s: causal %" PRId32 " must be 0 or 1", op, p->causal);
+    if (p->window_left >= 0 && !p->causal)
+        return lcx_fail(LCX_E_INVALID, "%s: window_left needs causal attention", op);
+    lcx_attn_job j = {0};
+    if (p->cu_seqlens_q || p->cu_seqlens_k) {
+        if (!p->cu_seqlens_q || !p->cu_seqlens_k || p->n_seqs < 1)
+            return lcx_fail(LCX_E_INVALID, "%s: varlen needs cu_seqlens_q, cu_seqlens_k and n_seqs >= 1", op);
+        if (B != 1)
+            return lcx_fail(LCX_E_INVALID, "%s: varlen needs batch 1 (packed sequences), got %" PRId64, op, B);
+        const int64_t *cq = p->cu_seqlens_q, *ck = p->cu_seqlens_k;
+        if (cq[0] != 0 || ck[0] != 0)
+            return lcx_fail(LCX_E_INVALID, "%s: cu_seqlens must start at 0", op);
+        for (int32_t s = 0; s < p->n_seqs; s++)
+            if (cq[s + 1] < cq[s] || ck[s + 1] < ck[s])
+                return lcx_fail(LCX_E_INVALID, "%s: cu_seqlens decrease at sequence %" PRId32, op, s);
+        if (cq[p->n_seqs] != Sq || ck[p->n_seqs] != Sk)
+            return lcx_fail(LCX_E_INVALID, "%s: cu_seqlens end at %" PRId64 "/%" PRId64 " but q/k hold %" PRId64
+                            "/%" PRId64 " rows", op, cq[p->n_seqs], ck[p->n_seqs], Sq, Sk);
+        j.cu_q = cq;
+        j.cu_k = ck;
+        j.n_seqs = p->n_seqs;
+    } else {
+        j.n_seqs = B;
+    }
+    if (ctx->device != LCX_DEVICE_CPU)
+        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
+
+    j.kt = &ctx->kt;
+    j.q = q;
+    j.k = k;
+    j.v = v;
+    j.out = out;
+    j.lse = lse;
+    j.B = B;
+    j.Sq = Sq;
+    j.Sk = Sk;
+    j.H = H;
+    j.Hkv = Hkv;
+    j.G = H / Hkv;
+    j.D = D;
+    j.Dv = Dv;
+    j.Dp = (D + 15) & ~15;
+    j.Dvp = (Dv + 15) & ~15;
+    j.scale = (float)(p->scale > 0 ? p->scale : 1.0 / sqrt((double)D));
+    j.softcap = (float)p->softcap;
+    j.causal = p->causal;
+    j.window = p->window_left;
+    j.bq = LCX_ATTN_ROWS / j.G > 0 ? LCX_ATTN_ROWS / j.G : 1;
+    j.rows = j.G * j.bq;
+    /* decode shapes split the keys into fixed chunks (never for varlen) */
+    j.n_chunks = !j.cu_q && Sq <= LCX_ATTN_SPLIT_MAX_Q && Sk > 2 * LCX_ATTN_CHUNK
+                     ? (Sk + LCX_ATTN_CHUNK - 1) / LCX_ATTN_CHUNK
+                     : 1;
+    /* items: per sequence, kv heads x query blocks; prefix sums in scratch */
+    const size_t n_starts = (size_t)j.n_seqs + 1;
+    int64_t n_items = 0;
+    for (int64_t s2 = 0; s2 < j.n_seqs; s2++) {
+        const int64_t lq = j.cu_q ? j.cu_q[s2 + 1] - j.cu_q[s2] : Sq;
+        n_items += Hkv * ((lq + j.bq - 1) / j.bq);
+    }
+    j.n_items = n_items;
+    if (n_items == 0)
+        return LCX_OK;
+    const int64_t total = n_items * j.n_chunks;
+    j.workers = ctx->n_threads > 1 ? ctx->n_threads : 1;
+    if (j.workers > total)
+        j.workers = total;
+    j.slot = lcx_slot_floats(&j);
+    const size_t head = ((n_starts * sizeof(int64_t)) + 63) & ~(size_t)63;
+    const size_t slots = (size_t)j.workers * j.slot * sizeof(float);
+    const size_t part = j.n_chunks > 1 ? (size_t)total * (size_t)(j.rows * (j.Dvp + 2)) * sizeof(float) : 0;
+    void *mem;
+    if ((st = lcx_scratch(ctx, head + slots + part, &mem)) != LCX_OK)
+        return st;
+    j.item_start = mem;
+    j.scratch = (float *)((char *)mem + head);
+    j.partial = part ? (float *)((char *)mem + head + slots) : NULL;
+    int64_t acc = 0;
+    for (int64_t s2 = 0; s2 < j.n_seqs; s2++) {
+        j.item_start[s2] = acc;
+        const int64_t lq = j.cu_q ? j.cu_q[s2 + 1] - j.cu_q[s2] : Sq;
+        acc += Hkv * ((lq + j.bq - 1) / j.bq);
+    }
+    j.item_start[j.n_seqs] = acc;
+    /* sequences without queries own no items: the binary search in lcx_item
+     * lands on the last sequence starting at or before the item */
+    if ((st = lcx_parallel(ctx, j.workers, lcx_attn_worker, &j)) != LCX_OK)
+        return st;
+    if (j.n_chunks > 1) {
+        const int64_t w = j.workers < n_items ? j.workers : n_items;
+        const int64_t saved = j.workers;
+        j.workers = w;
+        st = lcx_parallel(ctx, w, lcx_attn_merge_worker, &j);
+        j.workers = saved;
+    }
+    return st;
+}
+
+/* ---- merge of two partial results ---- */
+
+typedef struct lcx_amerge_job {
+    const lcx_ktable *kt;
+    const lcx_tensor *a, *b, *o;
+    const float *la, *lb;
+    float *lo;
+    int64_t B, S, H, Dv;
+} lcx_amerge_job;
+
+static void lcx_amerge_task(void *arg, int64_t task)
+{
+    const lcx_amerge_job *j = arg;
+    float ra[LCX_ATTN_MAX_D], rb[LCX_ATTN_MAX_D];
+    const lcx_fpenv env = lcx_fpenv_enter();
+    const int64_t b = task / j->S, s = task % j->S;
+    for (int64_t h = 0; h < j->H; h++) {
+        const int64_t li = (b * j->H + h) * j->S + s;
+        const float xa = j->la[li], xb = j->lb[li];
+        const float m = xa > xb ? xa : xb;
+        lcx_load_row(j->kt, j->a, lcx_at(j->a, b, s, h), j->Dv, ra);
+        lcx_load_row(j->kt, j->b, lcx_at(j->b, b, s, h), j->Dv, rb);
+        float lse_out;
+        if (m == -INFINITY) {
+            for (int64_t c = 0; c < j->Dv; c++)
+                ra[c] = 0;
+            lse_out = -INFINITY;
+        } else {
+            const float wa = expf(xa - m), wb = expf(xb - m), inv = 1.0f / (wa + wb);
+            for (int64_t c = 0; c < j->Dv; c++)
+                ra[c] = (wa * ra[c] + wb * rb[c]) * inv;
+            lse_out = m + logf(wa + wb);
+        }
+        lcx_store_row(j->kt, j->o, lcx_at(j->o, b, s, h), j->Dv, ra);
+        if (j->lo)
+            j->lo[li] = lse_out;
+    }
+    lcx_fpenv_leave(env);
+}
+
+static int lcx_same_view4(const lcx_tensor *a, const lcx_tensor *b)
+{
+    if (a->data != b->data || a->dtype != b->dtype)
+        return 0;
+    for (int32_t d = 0; d < 4; d++)
+        if (a->shape[d] > 1 && a->stride[d] != b->stride[d])
+            return 0;
+    return 1;
+}
+
+lcx_status lcx_attention_merge(lcx_context *ctx, const lcx_tensor *out_a, const float *lse_a,
+                               const lcx_tensor *out_b, const float *lse_b, const lcx_tensor *out, float *lse)
+{
+    const char *op = "attention_merge";
+    lcx_status st;
+    if ((st = lcx_check_ctx(ctx, op)) != LCX_OK || (st = lcx_attn_check4(op, out_a, "out_a", 0)) != LCX_OK ||
+        (st = lcx_attn_check4(op, out_b, "out_b", 0)) != LCX_OK || (st = lcx_attn_check4(op, out, "out", 1)) != LCX_OK ||
+        (st = lcx_check_same_shape(op, out_a, "out_a", out_b, "out_b")) != LCX_OK ||
+        (st = lcx_check_same_shape(op, out_a, "out_a", out, "out")) != LCX_OK)
+        return st;
+    if (!lse_a || !lse_b)
+        return lcx_fail(LCX_E_INVALID, "%s: %s is NULL", op, !lse_a ? "lse_a" : "lse_b");
+    if (out_a->shape[3] > LCX_ATTN_MAX_D)
+        return lcx_fail(LCX_E_INVALID, "%s: dim %" PRId64 " > %d", op, out_a->shape[3], LCX_ATTN_MAX_D);
+    if ((lcx_tensors_overlap(out, out_a) && !lcx_same_view4(out, out_a)) ||
+        (lcx_tensors_overlap(out, out_b) && !lcx_same_view4(out, out_b)))
+        return lcx_fail(LCX_E_INVALID, "%s: out overlaps an input without being the same view", op);
+    if (ctx->device != LCX_DEVICE_CPU)
+        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
+    lcx_amerge_job j = {&ctx->kt, out_a, out_b, out, lse_a, lse_b, lse,
+                        out->shape[0], out->shape[1], out->shape[2], out->shape[3]};
+    return lcx_parallel(ctx, j.B * j.S, lcx_amerge_task, &j);
+}
