@@ -10,6 +10,9 @@ void lcx_table_init_avx512(lcx_ktable *t, unsigned features)
     LCX_KSET(t, bench_fma, lcx_k_bench_fma__avx512);
     LCX_KSET(t, merge, lcx_k_merge__avx512);
     LCX_KSET(t, row_lse, lcx_k_row_lse__avx512);
+    LCX_KSET(t, attn_qk, lcx_k_attn_qk__avx512);
+    LCX_KSET(t, attn_pv, lcx_k_attn_pv__avx512);
+    LCX_KSET(t, attn_exp, lcx_k_attn_exp__avx512);
     LCX_KSET(t, rope_cossin, lcx_k_rope_cossin__avx512);
     LCX_KSET(t, rope_cossin_f32, lcx_k_rope_cossin_f32__avx512);
     LCX_KSET(t, rope_rot_neox_f32, lcx_k_rope_rot_neox_f32__avx512);

@@ -1,0 +1,89 @@
+/* NEON attention tiles: register blocks of 4 rows x 16 columns (16
+ * accumulators), SLEEF expf4 for the softmax. Widths are multiples of 16. */
+#if !defined(__ARM_NEON) || !defined(__aarch64__)
+#error "attn_neon.c must be compiled for AArch64 with NEON"
+#endif
+#include <arm_neon.h>
+#include <sleef.h>
+
+#include "../ktable.h"
+
+static inline __attribute__((always_inline)) void lcx_qk_block(const float *q, int64_t ldq, const float *kt,
+                                                                int64_t ldk, int R, int32_t d, float *s, int64_t lds)
+{
+    float32x4_t acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < 4; v++)
+            acc[r][v] = vdupq_n_f32(0);
+    for (int32_t t = 0; t < d; t++) {
+        float32x4_t kv[4];
+        for (int v = 0; v < 4; v++)
+            kv[v] = vld1q_f32(kt + t * ldk + 4 * v);
+        for (int r = 0; r < R; r++) {
+            const float qs = q[r * ldq + t];
+            for (int v = 0; v < 4; v++)
+                acc[r][v] = vfmaq_n_f32(acc[r][v], kv[v], qs);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < 4; v++)
+            vst1q_f32(s + r * lds + 4 * v, acc[r][v]);
+}
+
+void lcx_k_attn_qk__neon(const float *q, int64_t ldq, const float *kt, int64_t ldk, int32_t m, int32_t n16,
+                         int32_t d, float *s, int64_t lds)
+{
+    for (int32_t c = 0; c < n16; c += 16) {
+        int32_t i = 0;
+        for (; i + 4 <= m; i += 4)
+            lcx_qk_block(q + i * ldq, ldq, kt + c, ldk, 4, d, s + i * lds + c, lds);
+        for (; i < m; i++)
+            lcx_qk_block(q + i * ldq, ldq, kt + c, ldk, 1, d, s + i * lds + c, lds);
+    }
+}
+
+static inline __attribute__((always_inline)) void lcx_pv_block(const float *p, int64_t ldp, const float *v,
+                                                                int64_t ldv, int R, int32_t n, float *o, int64_t ldo)
+{
+    float32x4_t acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int x = 0; x < 4; x++)
+            acc[r][x] = vld1q_f32(o + r * ldo + 4 * x);
+    for (int32_t j = 0; j < n; j++) {
+        float32x4_t vv[4];
+        for (int x = 0; x < 4; x++)
+            vv[x] = vld1q_f32(v + j * ldv + 4 * x);
+        for (int r = 0; r < R; r++) {
+            const float ps = p[r * ldp + j];
+            for (int x = 0; x < 4; x++)
+                acc[r][x] = vfmaq_n_f32(acc[r][x], vv[x], ps);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int x = 0; x < 4; x++)
+            vst1q_f32(o + r * ldo + 4 * x, acc[r][x]);
+}
+
+void lcx_k_attn_pv__neon(const float *p, int64_t ldp, const float *v, int64_t ldv, int32_t m, int32_t n16,
+                         int32_t dv16, float *o, int64_t ldo)
+{
+    for (int32_t c = 0; c < dv16; c += 16) {
+        int32_t i = 0;
+        for (; i + 4 <= m; i += 4)
+            lcx_pv_block(p + i * ldp, ldp, v + c, ldv, 4, n16, o + i * ldo + c, ldo);
+        for (; i < m; i++)
+            lcx_pv_block(p + i * ldp, ldp, v + c, ldv, 1, n16, o + i * ldo + c, ldo);
+    }
+}
+
+float lcx_k_attn_exp__neon(float *x, int32_t n16, float mx)
+{
+    const float32x4_t vm = vdupq_n_f32(mx);
+    float32x4_t acc = vdupq_n_f32(0);
+    for (int32_t j = 0; j < n16; j += 4) {
+        const float32x4_t e = Sleef_expf4_u10advsimd(vsubq_f32(vld1q_f32(x + j), vm));
+        vst1q_f32(x + j, e);
+        acc = vaddq_f32(acc, e);
+    }
+    return vaddvq_f32(acc);
+}
