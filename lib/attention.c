@@ -23,7 +23,7 @@
 #include "../kernels/common/fp_bits.h"
 
 #define LCX_ATTN_BK 64          /* keys per tile */
-#define LCX_ATTN_ROWS 64        /* target rows (G * BQ) per tile */
+#define LCX_ATTN_ROWS 128       /* target rows (G * BQ) per tile */
 #define LCX_ATTN_MAX_D 512      /* head_dim cap */
 #define LCX_ATTN_CHUNK 2048     /* keys per split-KV chunk (decode) */
 #define LCX_ATTN_SPLIT_MAX_Q 16 /* split the keys when seq_q <= this */
@@ -181,16 +181,22 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
         /* K^T and V tiles; padded keys are zero */
         for (int64_t jj = 0; jj < n16; jj++) {
             if (jj < nk) {
-                lcx_load_row(kt, j->k, lcx_at(j->k, b, ks + kb + jj, kvh), D, t->row);
+                const float *kr = t->row;
+                const int64_t ko = lcx_at(j->k, b, ks + kb + jj, kvh);
+                if (j->k->dtype == LCX_F32)
+                    kr = (const float *)j->k->data + ko; /* read f32 keys in place */
+                else
+                    lcx_load_row(kt, j->k, ko, D, t->row);
                 for (int64_t c = 0; c < D; c++)
-                    t->Kt[c * LCX_ATTN_BK + jj] = t->row[c];
+                    t->Kt[c * LCX_ATTN_BK + jj] = kr[c];
                 lcx_load_row(kt, j->v, lcx_at(j->v, b, ks + kb + jj, kvh), Dv, t->V + jj * Dvp);
             } else {
                 for (int64_t c = 0; c < D; c++)
                     t->Kt[c * LCX_ATTN_BK + jj] = 0.0f;
                 memset(t->V + jj * Dvp, 0, (size_t)Dv * sizeof(float));
             }
-            memset(t->V + jj * Dvp + Dv, 0, (size_t)(Dvp - Dv) * sizeof(float));
+            if (Dvp > Dv)
+                memset(t->V + jj * Dvp + Dv, 0, (size_t)(Dvp - Dv) * sizeof(float));
         }
         kt->attn_qk(t->Q, Dp, t->Kt, LCX_ATTN_BK, (int32_t)R, n16, (int32_t)D, t->S, LCX_ATTN_BK);
         /* masks are needed on a partial tile or where some row's window or
