@@ -10,7 +10,7 @@
  * fraction of the ceiling at the same thread count.
  *
  *   longctx-bench [--json FILE] [--isa LIST] [--threads LIST] [--mb N]
- *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|merge|logprobs|rope ...]
+ *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|merge|logprobs|rope|attention ...]
  */
 #include <inttypes.h>
 #include <math.h>
@@ -20,6 +20,9 @@
 #include <time.h>
 
 #include "internal/lcx_internal.h"
+#if defined(LCX_BENCH_OPENBLAS)
+#include <cblas.h>
+#endif
 
 typedef struct bench_opts {
     const char *json;
@@ -27,7 +30,7 @@ typedef struct bench_opts {
     int threads[16], n_threads;
     double mb;          /* working-set size of streaming benchmarks, MiB */
     int reps;
-    int want_ceilings, want_convert, want_rope, want_merge, want_logprobs;
+    int want_ceilings, want_convert, want_rope, want_merge, want_logprobs, want_attention;
     int64_t seqs[8];
     int n_seqs;
     int quick;
@@ -440,6 +443,205 @@ static void bench_logprobs(const bench_opts *o)
         }
 }
 
+/* ---------------- attention ---------------- */
+
+typedef struct attn_job {
+    lcx_context *ctx;
+    lcx_attention_params p;
+    lcx_tensor q, k, v, o;
+} attn_job;
+
+static void attn_run(void *arg)
+{
+    attn_job *j = arg;
+    if (lcx_attention_forward(j->ctx, &j->p, &j->q, &j->k, &j->v, &j->o, NULL) != LCX_OK) {
+        fprintf(stderr, "longctx-bench: attention: %s\n", lcx_last_error());
+        exit(1);
+    }
+}
+
+#if defined(LCX_BENCH_OPENBLAS)
+/* the unfused path: per head, S = Q K^T (sgemm), masked softmax, O = P V (sgemm) */
+typedef struct blas_job {
+    const float *q, *k, *v;
+    float *o, *s;
+    int64_t S, H, Hkv, D;
+    int causal;
+} blas_job;
+
+static void blas_run(void *arg)
+{
+    blas_job *j = arg;
+    const int64_t S = j->S, H = j->H, D = j->D, G = j->H / j->Hkv;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int64_t h = 0; h < H; h++) {
+        const float *qh = j->q + h * D, *kh = j->k + (h / G) * D, *vh = j->v + (h / G) * D;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)S, (int)D, scale, qh, (int)(H * D), kh,
+                    (int)(j->Hkv * D), 0.0f, j->s, (int)S);
+        for (int64_t r = 0; r < S; r++) {
+            float *row = j->s + r * S;
+            const int64_t n = j->causal ? r + 1 : S;
+            float m = -INFINITY, l = 0;
+            for (int64_t c = 0; c < n; c++)
+                m = row[c] > m ? row[c] : m;
+            for (int64_t c = 0; c < n; c++) {
+                row[c] = expf(row[c] - m);
+                l += row[c];
+            }
+            const float inv = 1.0f / l;
+            for (int64_t c = 0; c < n; c++)
+                row[c] *= inv;
+            for (int64_t c = n; c < S; c++)
+                row[c] = 0;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)D, (int)S, 1.0f, j->s, (int)S, vh,
+                    (int)(j->Hkv * D), 0.0f, j->o + h * D, (int)(H * D));
+    }
+}
+#endif
+
+static void bench_attention(const bench_opts *o)
+{
+    const int64_t H = 32, HKV = 8, D = 128;
+    printf("\n== attention prefill (heads 32, kv_heads 8, dim 128; GFLOP/s, fraction of the FMA peak) ==\n");
+    printf("%-7s %-6s %-6s %-8s %3s %10s %8s %10s  %s\n", "seq", "causal", "dtype", "isa", "thr", "GFLOP/s", "of peak",
+           "scratch", "impl");
+    for (int qi = 0; qi < o->n_seqs; qi++) {
+        const int64_t S = o->seqs[qi];
+        float *qf = malloc(sizeof(float) * (size_t)(S * H * D)), *kf = malloc(sizeof(float) * (size_t)(S * HKV * D));
+        float *vf = malloc(sizeof(float) * (size_t)(S * HKV * D)), *of = malloc(sizeof(float) * (size_t)(S * H * D));
+        uint16_t *qh = malloc(2 * (size_t)(S * H * D)), *kh = malloc(2 * (size_t)(S * HKV * D)),
+                 *vh = malloc(2 * (size_t)(S * HKV * D));
+        if (!qf || !kf || !vf || !of || !qh || !kh || !vh) {
+            fprintf(stderr, "longctx-bench: out of memory for attention at seq %lld\n", (long long)S);
+            exit(1);
+        }
+        for (int64_t i = 0; i < S * H * D; i++) {
+            qf[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+            uint32_t u;
+            memcpy(&u, &qf[i], 4);
+            qh[i] = (uint16_t)(u >> 16);
+        }
+        for (int64_t i = 0; i < S * HKV * D; i++) {
+            kf[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+            vf[i] = (float)((i * 15485863) % 1000) * 1e-3f - 0.5f;
+            uint32_t u;
+            memcpy(&u, &kf[i], 4);
+            kh[i] = (uint16_t)(u >> 16);
+            memcpy(&u, &vf[i], 4);
+            vh[i] = (uint16_t)(u >> 16);
+        }
+        for (int causal = 1; causal >= 0; causal--) {
+            const double flops = 4.0 * (double)S * (double)S * H * D * (causal ? 0.5 : 1.0);
+            for (int dt = 0; dt < 2; dt++) {
+                for (int ii = 0; ii < o->n_isas; ii++)
+                    for (int ti = 0; ti < o->n_threads; ti++) {
+                        const int t = o->threads[ti];
+                        lcx_context *ctx = make_ctx(o->isas[ii], t);
+                        if (!ctx)
+                            continue;
+                        attn_job j;
+                        j.ctx = ctx;
+                        lcx_attention_params_default(&j.p);
+                        j.p.causal = causal;
+                        const int64_t sq[4] = {1, S, H, D}, sk[4] = {1, S, HKV, D};
+                        const lcx_dtype d16 = dt ? LCX_BF16 : LCX_F32;
+                        lcx_tensor_init(&j.q, dt ? (void *)qh : (void *)qf, d16, 4, sq);
+                        lcx_tensor_init(&j.k, dt ? (void *)kh : (void *)kf, d16, 4, sk);
+                        lcx_tensor_init(&j.v, dt ? (void *)vh : (void *)vf, d16, 4, sk);
+                        lcx_tensor_init(&j.o, of, LCX_F32, 4, sq);
+                        const int reps = S >= 16384 ? 1 : o->reps < 3 ? o->reps : 3;
+                        const stats s = time_it(attn_run, &j, reps);
+                        const double g = flops / s.med * 1e-9;
+                        printf("%-7lld %-6d %-6s %-8s %3d %10.1f %7.0f%% %8.1f MB  %s\n", (long long)S, causal,
+                               dt ? "bf16" : "f32", lcx_isa_name((lcx_isa)o->isas[ii]), t, g, 100 * g / fma_peak[t],
+                               (double)ctx->scratch_size / 1e6, lcx_context_kernel_name(ctx, "attn_qk"));
+                        char name[64];
+                        snprintf(name, sizeof name, "attention/prefill/%lld/%s/%s", (long long)S,
+                                 causal ? "causal" : "full", dt ? "bf16" : "f32");
+                        json_rec("op", name, lcx_isa_name((lcx_isa)o->isas[ii]), lcx_context_kernel_name(ctx, "attn_qk"),
+                                 t, 0, flops, s, g / fma_peak[t]);
+                        lcx_context_destroy(ctx);
+                    }
+            }
+#if defined(LCX_BENCH_OPENBLAS)
+            if ((double)S * (double)S * 4 <= 2.2e9) {
+                for (int ti = 0; ti < o->n_threads; ti++) {
+                    const int t = o->threads[ti];
+                    openblas_set_num_threads(t);
+                    blas_job b = {qf, kf, vf, of, malloc(sizeof(float) * (size_t)(S * S)), S, H, HKV, D, causal};
+                    if (!b.s)
+                        continue;
+                    const stats s = time_it(blas_run, &b, S >= 8192 ? 1 : 3);
+                    const double g = flops / s.med * 1e-9;
+                    printf("%-7lld %-6d %-6s %-8s %3d %10.1f %7.0f%% %8.1f MB  %s\n", (long long)S, causal, "f32",
+                           "openblas", t, g, 100 * g / fma_peak[t], (double)S * (double)S * 4 / 1e6,
+                           "unfused sgemm + softmax + sgemm");
+                    char name[64];
+                    snprintf(name, sizeof name, "attention/prefill/%lld/%s/openblas", (long long)S,
+                             causal ? "causal" : "full");
+                    json_rec("op", name, "openblas", "cblas_sgemm", t, 0, flops, s, g / fma_peak[t]);
+                    free(b.s);
+                }
+            }
+#endif
+        }
+        free(qf);
+        free(kf);
+        free(vf);
+        free(of);
+        free(qh);
+        free(kh);
+        free(vh);
+    }
+    /* decode: one query over a bf16 cache */
+    printf("\n== attention decode (1 query, heads 32, kv_heads 8, dim 128, bf16 cache; GB/s of cache read) ==\n");
+    printf("%-8s %-8s %3s %10s %8s  %s\n", "cache", "isa", "thr", "GB/s", "of copy", "impl");
+    const int64_t caches[3] = {4096, 65536, o->quick ? 65536 : 524288};
+    for (int ci = 0; ci < (o->quick ? 1 : 3); ci++) {
+        const int64_t C = caches[ci];
+        uint16_t *kc = malloc(2 * (size_t)(C * HKV * D)), *vc = malloc(2 * (size_t)(C * HKV * D));
+        float *q1 = malloc(sizeof(float) * (size_t)(H * D)), *o1 = malloc(sizeof(float) * (size_t)(H * D));
+        if (!kc || !vc || !q1 || !o1) {
+            fprintf(stderr, "longctx-bench: out of memory for the decode cache\n");
+            exit(1);
+        }
+        for (int64_t i = 0; i < C * HKV * D; i++)
+            kc[i] = vc[i] = (uint16_t)(0x3c00 + (i % 256)); /* bf16 values near 0.0078..0.0156 */
+        for (int64_t i = 0; i < H * D; i++)
+            q1[i] = 0.01f * (float)(i % 17);
+        for (int ii = 0; ii < o->n_isas; ii++)
+            for (int ti = 0; ti < o->n_threads; ti++) {
+                const int t = o->threads[ti];
+                lcx_context *ctx = make_ctx(o->isas[ii], t);
+                if (!ctx)
+                    continue;
+                attn_job j;
+                j.ctx = ctx;
+                lcx_attention_params_default(&j.p);
+                j.p.causal = 1;
+                const int64_t sq[4] = {1, 1, H, D}, sk[4] = {1, C, HKV, D};
+                lcx_tensor_init(&j.q, q1, LCX_F32, 4, sq);
+                lcx_tensor_init(&j.k, kc, LCX_BF16, 4, sk);
+                lcx_tensor_init(&j.v, vc, LCX_BF16, 4, sk);
+                lcx_tensor_init(&j.o, o1, LCX_F32, 4, sq);
+                const stats s = time_it(attn_run, &j, o->reps);
+                const double bytes = 2.0 * 2.0 * (double)(C * HKV * D), g = bytes / s.med * 1e-9;
+                printf("%-8lld %-8s %3d %10.2f %7.0f%%  %s\n", (long long)C, lcx_isa_name((lcx_isa)o->isas[ii]), t, g,
+                       100 * g / copy_gbps[t], lcx_context_kernel_name(ctx, "attn_qk"));
+                char name[64];
+                snprintf(name, sizeof name, "attention/decode/%lld/bf16", (long long)C);
+                json_rec("op", name, lcx_isa_name((lcx_isa)o->isas[ii]), lcx_context_kernel_name(ctx, "attn_qk"), t,
+                         bytes, 0, s, g / copy_gbps[t]);
+                lcx_context_destroy(ctx);
+            }
+        free(kc);
+        free(vc);
+        free(q1);
+        free(o1);
+    }
+}
+
 /* ---------------- rope ---------------- */
 
 /* The common engine approach, written plainly: a cos/sin table for every
@@ -666,12 +868,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: longctx-bench [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
-            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [logprobs] [rope]\n"
+            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [logprobs] [rope] [attention]\n"
             "  --isa      comma list of scalar,avx2,avx512,neon (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
             "  --reps     timed repetitions, median reported (default 9)\n"
-            "  --seq      rope: comma list of sequence lengths (default 4096,65536; up to 2^31-1;\n"
+            "  --seq      rope and attention prefill: comma list of sequence lengths (default 4096,65536;\n"
+            "             attention: keep it <= 65536; rope: up to 2^31-1;\n"
             "             tokens stream through an 8192-token buffer, positions keep growing)\n"
             "  --shape    rope: llama3-8b (32/8 heads x 128), phi3-mini (32/32 x 96) or d64-gqa (32/8 x 64)\n"
             "  --quick    small sizes and few repetitions (smoke test)\n");
@@ -712,6 +915,8 @@ int main(int argc, char **argv)
             o.want_merge = 1;
         else if (!strcmp(a, "logprobs"))
             o.want_logprobs = 1;
+        else if (!strcmp(a, "attention"))
+            o.want_attention = 1;
         else if (!strcmp(a, "--shape") && i + 1 < argc)
             o.shape = argv[++i];
         else if (!strcmp(a, "--seq") && i + 1 < argc) {
@@ -729,8 +934,9 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (!o.want_ceilings && !o.want_convert && !o.want_rope && !o.want_merge && !o.want_logprobs)
-        o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = o.want_logprobs = 1;
+    if (!o.want_ceilings && !o.want_convert && !o.want_rope && !o.want_merge && !o.want_logprobs &&
+        !o.want_attention)
+        o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = o.want_logprobs = o.want_attention = 1;
     if (o.n_seqs == 0) {
         o.seqs[o.n_seqs++] = o.quick ? 2048 : 4096;
         if (!o.quick)
@@ -801,6 +1007,8 @@ int main(int argc, char **argv)
         bench_merge(&o);
     if (o.want_logprobs)
         bench_logprobs(&o);
+    if (o.want_attention)
+        bench_attention(&o);
     if (o.want_rope)
         bench_rope(&o);
     if (json_f) {

@@ -5,7 +5,7 @@
 #                                the aarch64 cross toolchain, qemu-user and the
 #                                arm64 -dev packages (NEON tests under qemu)
 set -euo pipefail
-want=(gcc pkg-config meson ninja-build libsleef-dev libhwloc-dev)
+want=(gcc pkg-config meson ninja-build libsleef-dev libhwloc-dev libopenblas-dev)
 cross=0
 if [ "${1:-}" = "--test" ]; then
     want+=(libcmocka-dev cmake libudev-dev gcc-aarch64-linux-gnu qemu-user
