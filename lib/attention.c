@@ -27,6 +27,7 @@
 #define LCX_ATTN_MAX_D 512      /* head_dim cap */
 #define LCX_ATTN_CHUNK 2048     /* keys per split-KV chunk (decode) */
 #define LCX_ATTN_SPLIT_MAX_Q 16 /* split the keys when seq_q <= this */
+#define LCX_ATTN_DIRECT_ROWS 8  /* tiles of at most this many rows read K/V in place */
 
 void lcx_attention_params_default(lcx_attention_params *p)
 {
@@ -175,9 +176,20 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
     int64_t lo0, hi0, lo1, hi1;
     lcx_visible(j, i0, lq, lk, &lo0, &hi0);
     lcx_visible(j, i0 + nq - 1, lq, lk, &lo1, &hi1);
+    /* few rows (decode): products straight from the cache, no tile copies */
+    const int direct = R <= LCX_ATTN_DIRECT_ROWS;
     for (int64_t kb = klo; kb <= khi; kb += LCX_ATTN_BK) {
         const int64_t nk = khi - kb + 1 < LCX_ATTN_BK ? khi - kb + 1 : LCX_ATTN_BK;
         const int32_t n16 = (int32_t)((nk + 15) & ~15);
+        const char *kbase = (const char *)j->k->data +
+                            (size_t)lcx_at(j->k, b, ks + kb, kvh) * lcx_dtype_size(j->k->dtype);
+        const char *vbase = (const char *)j->v->data +
+                            (size_t)lcx_at(j->v, b, ks + kb, kvh) * lcx_dtype_size(j->v->dtype);
+        if (direct) {
+            kt->attn_qk_direct(t->Q, Dp, kbase, j->k->stride[1], (int32_t)j->k->dtype, (int32_t)R, (int32_t)nk,
+                               (int32_t)D, t->S, LCX_ATTN_BK);
+            goto softmax;
+        }
         /* K^T and V tiles; padded keys are zero */
         for (int64_t jj = 0; jj < n16; jj++) {
             if (jj < nk) {
@@ -199,6 +211,7 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                 memset(t->V + jj * Dvp + Dv, 0, (size_t)(Dvp - Dv) * sizeof(float));
         }
         kt->attn_qk(t->Q, Dp, t->Kt, LCX_ATTN_BK, (int32_t)R, n16, (int32_t)D, t->S, LCX_ATTN_BK);
+    softmax:;
         /* masks are needed on a partial tile or where some row's window or
          * causal bound cuts through it */
         const int need_mask = nk < n16 || (j->causal && (kb + nk - 1 > hi0 || kb < lo1));
@@ -232,7 +245,11 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
             }
             t->l[r] += kt->attn_exp(s, n16, mn);
         }
-        kt->attn_pv(t->S, LCX_ATTN_BK, t->V, Dvp, (int32_t)R, n16, (int32_t)Dvp, t->O, Dvp);
+        if (direct)
+            kt->attn_pv_direct(t->S, LCX_ATTN_BK, vbase, j->v->stride[1], (int32_t)j->v->dtype, (int32_t)R,
+                               (int32_t)nk, (int32_t)Dv, t->O, Dvp);
+        else
+            kt->attn_pv(t->S, LCX_ATTN_BK, t->V, Dvp, (int32_t)R, n16, (int32_t)Dvp, t->O, Dvp);
     }
 }
 

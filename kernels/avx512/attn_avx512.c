@@ -109,3 +109,136 @@ float lcx_k_attn_exp__avx512(float *x, int32_t n16, float mx)
     }
     return _mm512_reduce_add_ps(acc);
 }
+
+/* ---- direct (decode) products ---- */
+
+#define LCX_PF_DIST 8 /* keys fetched ahead */
+
+static inline __m512 lcx_ld16(const void *p, int32_t dt, int64_t off, __mmask16 m)
+{
+    if (dt == 0)
+        return _mm512_maskz_loadu_ps(m, (const float *)p + off);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off);
+    if (dt == 2)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+
+/* M rows (a compile-time constant after inlining, so the accumulators
+ * stay in registers) against every key */
+static inline __attribute__((always_inline)) void lcx_qk_direct(const float *q, int64_t ldq, const void *k,
+                                                                 int64_t kstride, int32_t dt, int M, int32_t nk,
+                                                                 int32_t d, float *s, int64_t lds)
+{
+    const int32_t d16 = d & ~15;
+    const __mmask16 tail = (__mmask16)((1u << (d - d16)) - 1u);
+    const int64_t rowb = (int64_t)d * (dt == 0 ? 4 : 2);
+    for (int32_t j = 0; j < nk; j++) {
+        /* cache rows are far apart (kv heads interleave): fetch ahead */
+        const char *ahead = (const char *)k + (size_t)((j + LCX_PF_DIST) * kstride) * (dt == 0 ? 4 : 2);
+        if (j + LCX_PF_DIST < nk)
+            for (int64_t b = 0; b < rowb; b += 64)
+                _mm_prefetch(ahead + b, _MM_HINT_T0);
+        __m512 acc[8];
+        for (int i = 0; i < M; i++)
+            acc[i] = _mm512_setzero_ps();
+        int32_t t = 0;
+        for (; t < d16; t += 16) {
+            const __m512 kv = lcx_ld16(k, dt, j * kstride + t, 0xffff);
+            for (int i = 0; i < M; i++)
+                acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q + i * ldq + t), kv, acc[i]);
+        }
+        if (tail) {
+            const __m512 kv = lcx_ld16(k, dt, j * kstride + t, tail);
+            for (int i = 0; i < M; i++)
+                acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q + i * ldq + t), kv, acc[i]);
+        }
+        for (int i = 0; i < M; i++)
+            s[i * lds + j] = _mm512_reduce_add_ps(acc[i]);
+    }
+}
+
+#define LCX_QKD(M)                                                                           \
+    do {                                                                                     \
+        if (kdtype == 2)                                                                     \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 2, M, nk, d, s + i0 * lds, lds);    \
+        else if (kdtype == 1)                                                                \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 1, M, nk, d, s + i0 * lds, lds);    \
+        else                                                                                 \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 0, M, nk, d, s + i0 * lds, lds);    \
+    } while (0)
+
+void lcx_k_attn_qk_direct__avx512(const float *q, int64_t ldq, const void *k, int64_t kstride, int32_t kdtype,
+                                  int32_t m, int32_t nk, int32_t d, float *s, int64_t lds)
+{
+    int32_t i0 = 0;
+    for (; i0 + 4 <= m; i0 += 4)
+        LCX_QKD(4);
+    switch (m - i0) {
+    case 3: LCX_QKD(3); break;
+    case 2: LCX_QKD(2); break;
+    case 1: LCX_QKD(1); break;
+    default: break;
+    }
+}
+
+/* M rows x 64 columns of o (16 accumulators, constants after inlining);
+ * masked loads only on the last column block */
+static inline __attribute__((always_inline)) void lcx_pv_direct(const float *p, int64_t ldp, const void *v,
+                                                                 int64_t vstride, int32_t dt, int M, int32_t nk,
+                                                                 int32_t c, const __mmask16 *mk, float *o,
+                                                                 int64_t ldo)
+{
+    __m512 acc[4][4];
+    for (int i = 0; i < M; i++)
+        for (int x = 0; x < 4; x++)
+            acc[i][x] = _mm512_maskz_loadu_ps(mk[x], o + i * ldo + c + 16 * x);
+    for (int32_t j = 0; j < nk; j++) {
+        if (j + LCX_PF_DIST < nk)
+            _mm_prefetch((const char *)v + (size_t)((j + LCX_PF_DIST) * vstride + c) * (dt == 0 ? 4 : 2), _MM_HINT_T0),
+                _mm_prefetch((const char *)v + (size_t)((j + LCX_PF_DIST) * vstride + c) * (dt == 0 ? 4 : 2) + 64,
+                             _MM_HINT_T0);
+        __m512 vv[4];
+        for (int x = 0; x < 4; x++)
+            vv[x] = lcx_ld16(v, dt, j * vstride + c + 16 * x, mk[x]);
+        for (int i = 0; i < M; i++) {
+            const __m512 pb = _mm512_set1_ps(p[i * ldp + j]);
+            for (int x = 0; x < 4; x++)
+                acc[i][x] = _mm512_fmadd_ps(pb, vv[x], acc[i][x]);
+        }
+    }
+    for (int i = 0; i < M; i++)
+        for (int x = 0; x < 4; x++)
+            _mm512_mask_storeu_ps(o + i * ldo + c + 16 * x, mk[x], acc[i][x]);
+}
+
+#define LCX_PVD(M)                                                                                        \
+    do {                                                                                                  \
+        if (vdtype == 2)                                                                                  \
+            lcx_pv_direct(p + i0 * ldp, ldp, v, vstride, 2, M, nk, c, mk, o + i0 * ldo, ldo);            \
+        else if (vdtype == 1)                                                                             \
+            lcx_pv_direct(p + i0 * ldp, ldp, v, vstride, 1, M, nk, c, mk, o + i0 * ldo, ldo);            \
+        else                                                                                              \
+            lcx_pv_direct(p + i0 * ldp, ldp, v, vstride, 0, M, nk, c, mk, o + i0 * ldo, ldo);            \
+    } while (0)
+
+void lcx_k_attn_pv_direct__avx512(const float *p, int64_t ldp, const void *v, int64_t vstride, int32_t vdtype,
+                                  int32_t m, int32_t nk, int32_t dv, float *o, int64_t ldo)
+{
+    for (int32_t c = 0; c < dv; c += 64) {
+        __mmask16 mk[4];
+        for (int x = 0; x < 4; x++) {
+            const int32_t left = dv - (c + 16 * x);
+            mk[x] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1u) : (__mmask16)0;
+        }
+        int32_t i0 = 0;
+        for (; i0 + 4 <= m; i0 += 4)
+            LCX_PVD(4);
+        switch (m - i0) {
+        case 3: LCX_PVD(3); break;
+        case 2: LCX_PVD(2); break;
+        case 1: LCX_PVD(1); break;
+        default: break;
+        }
+    }
+}

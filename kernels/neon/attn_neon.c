@@ -7,6 +7,8 @@
 #include <sleef.h>
 
 #include "../ktable.h"
+#include "../common/fp_bits.h"
+#include "neon_fp16.h"
 
 static inline __attribute__((always_inline)) void lcx_qk_block(const float *q, int64_t ldq, const float *kt,
                                                                 int64_t ldk, int R, int32_t d, float *s, int64_t lds)
@@ -86,4 +88,44 @@ float lcx_k_attn_exp__neon(float *x, int32_t n16, float mx)
         acc = vaddq_f32(acc, e);
     }
     return vaddvq_f32(acc);
+}
+
+/* ---- direct (decode) products: 4-lane chunks, scalar tails ---- */
+
+static inline float32x4_t lcx_ld4(const void *p, int32_t dt, int64_t off)
+{
+    if (dt == 0)
+        return vld1q_f32((const float *)p + off);
+    return lcx_load4_x16_neon((const uint16_t *)p + off, dt == 2);
+}
+
+void lcx_k_attn_qk_direct__neon(const float *q, int64_t ldq, const void *k, int64_t kstride, int32_t kdtype,
+                                int32_t m, int32_t nk, int32_t d, float *s, int64_t lds)
+{
+    const int32_t d4 = d & ~3;
+    for (int32_t j = 0; j < nk; j++)
+        for (int32_t i = 0; i < m; i++) {
+            float32x4_t acc = vdupq_n_f32(0);
+            for (int32_t t = 0; t < d4; t += 4)
+                acc = vfmaq_f32(acc, vld1q_f32(q + i * ldq + t), lcx_ld4(k, kdtype, j * kstride + t));
+            float r = vaddvq_f32(acc);
+            for (int32_t t = d4; t < d; t++)
+                r += q[i * ldq + t] * lcx_load_elem(k, kdtype, (size_t)(j * kstride + t));
+            s[i * lds + j] = r;
+        }
+}
+
+void lcx_k_attn_pv_direct__neon(const float *p, int64_t ldp, const void *v, int64_t vstride, int32_t vdtype,
+                                int32_t m, int32_t nk, int32_t dv, float *o, int64_t ldo)
+{
+    const int32_t d4 = dv & ~3;
+    for (int32_t j = 0; j < nk; j++)
+        for (int32_t i = 0; i < m; i++) {
+            const float pv = p[i * ldp + j];
+            int32_t c = 0;
+            for (; c < d4; c += 4)
+                vst1q_f32(o + i * ldo + c, vfmaq_n_f32(vld1q_f32(o + i * ldo + c), lcx_ld4(v, vdtype, j * vstride + c), pv));
+            for (; c < dv; c++)
+                o[i * ldo + c] += pv * lcx_load_elem(v, vdtype, (size_t)(j * vstride + c));
+        }
 }
