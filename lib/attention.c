@@ -25,7 +25,7 @@
 #define LCX_ATTN_BK 64          /* keys per tile */
 #define LCX_ATTN_ROWS 128       /* target rows (G * BQ) per tile */
 #define LCX_ATTN_MAX_D 512      /* head_dim cap */
-#define LCX_ATTN_CHUNK 2048     /* keys per split-KV chunk (decode) */
+#define LCX_ATTN_CHUNK 512      /* keys per split-KV chunk (decode) */
 #define LCX_ATTN_SPLIT_MAX_Q 16 /* split the keys when seq_q <= this */
 #define LCX_ATTN_DIRECT_ROWS 8  /* tiles of at most this many rows read K/V in place */
 
@@ -267,8 +267,10 @@ static void lcx_attn_finish_row(const lcx_attn_job *j, float *o, float m, float 
 /* decode an item index into (seq, kv head, query block, chunk) */
 static void lcx_item(const lcx_attn_job *j, int64_t it, int64_t *s, int64_t *kvh, int64_t *qb, int64_t *c)
 {
-    *c = it % j->n_chunks;
-    it /= j->n_chunks;
+    /* chunk-major: the items of one key chunk (its kv heads) are consecutive,
+     * so workers sweep the cache together, page by page */
+    *c = it / j->n_items;
+    it %= j->n_items;
     int64_t lo = 0, hi = j->n_seqs; /* find s with item_start[s] <= it < item_start[s + 1] */
     while (hi - lo > 1) {
         const int64_t mid = (lo + hi) / 2;
@@ -340,14 +342,14 @@ static void lcx_attn_merge_worker(void *arg, int64_t w)
     const int64_t stride = j->rows * (j->Dvp + 2);
     for (int64_t item = w; item < j->n_items; item += j->workers) {
         int64_t s, kvh, qb, c, b, qs, lq, ks, lk;
-        lcx_item(j, item * j->n_chunks, &s, &kvh, &qb, &c);
+        lcx_item(j, item, &s, &kvh, &qb, &c);
         lcx_seq(j, s, &b, &qs, &lq, &ks, &lk);
         const int64_t i0 = qb * j->bq, nq = lq - i0 < j->bq ? lq - i0 : j->bq, R = j->G * nq;
-        const float *base = j->partial + (size_t)(item * j->n_chunks) * (size_t)stride;
+        const float *base = j->partial + (size_t)item * (size_t)stride; /* chunk cc at cc * n_items */
         for (int64_t r = 0; r < R; r++) {
             float m = -INFINITY;
             for (int64_t cc = 0; cc < j->n_chunks; cc++) {
-                const float mc = base[cc * stride + r * (j->Dvp + 2) + j->Dvp];
+                const float mc = base[cc * j->n_items * stride + r * (j->Dvp + 2) + j->Dvp];
                 m = mc > m ? mc : m;
             }
             float l = 0;
@@ -355,7 +357,7 @@ static void lcx_attn_merge_worker(void *arg, int64_t w)
             memset(o, 0, (size_t)j->Dvp * sizeof(float));
             if (m > -INFINITY) {
                 for (int64_t cc = 0; cc < j->n_chunks; cc++) {
-                    const float *pr = base + cc * stride + r * (j->Dvp + 2);
+                    const float *pr = base + cc * j->n_items * stride + r * (j->Dvp + 2);
                     if (pr[j->Dvp + 1] == 0)
                         continue;
                     const float f = expf(pr[j->Dvp] - m);
