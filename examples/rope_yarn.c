@@ -159,8 +159,12 @@ int main(int argc, char **argv)
             for (int c = 0; c < D; c++)
                 ref[c] += w * v[(size_t)j * HK * D + c];
         }
-        for (int c = 0; c < D; c++)
-            err = fmax(err, fabs(o[(size_t)last * HQ * D + c] - ref[c] / l));
+        for (int c = 0; c < D; c++) {
+            /* an if, not fmax: GCC 12's aarch64 vectoriser crashes on an fmax reduction here */
+            const double e = fabs(o[(size_t)last * HQ * D + c] - ref[c] / l);
+            if (e > err)
+                err = e;
+        }
         printf("attention: causal, %lld tokens, q %d / kv %d heads: %8.2f ms  %6.1f GFLOP/s   "
                "max |error| of the last query vs oracle %.2e\n",
                (long long)Ta, HQ, HK, t * 1e3, 2.0 * (double)Ta * (double)Ta * HQ * D / t * 1e-9, err);
