@@ -48,7 +48,8 @@ typedef struct lcx_attn_job {
     int64_t window;             /* < 0: none */
     const int64_t *cu_q, *cu_k; /* varlen offsets, or NULL */
     int64_t n_seqs;
-    int64_t bq, rows;           /* query positions per item, G * bq */
+    int64_t bq, rows;           /* query positions per item, hg * G * bq */
+    int64_t hg;                 /* kv heads per item: 1, or all of them for decode */
     int64_t *item_start;        /* per sequence: first item index (n_seqs + 1) */
     int64_t n_items;
     int64_t n_chunks;           /* split-KV chunks per (seq, kv head); 1 = no split */
@@ -157,15 +158,17 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                            int64_t lk, int64_t kvh, int64_t i0, int64_t nq, int64_t klo, int64_t khi)
 {
     const lcx_ktable *kt = j->kt;
-    const int64_t G = j->G, R = G * nq, D = j->D, Dv = j->Dv, Dp = j->Dp, Dvp = j->Dvp;
-    /* Q tile, scaled: row g * nq + i */
-    for (int64_t g = 0; g < G; g++)
-        for (int64_t i = 0; i < nq; i++) {
-            float *qr = t->Q + (g * nq + i) * Dp;
-            lcx_load_row(kt, j->q, lcx_at(j->q, b, qs + i0 + i, kvh * G + g), D, qr);
-            for (int64_t c = 0; c < D; c++)
-                qr[c] *= j->scale;
-        }
+    const int64_t G = j->G, hg = j->hg, rph = G * nq, R = hg * rph, D = j->D, Dv = j->Dv, Dp = j->Dp,
+                  Dvp = j->Dvp;
+    /* Q tile, scaled: row (hh * G + g) * nq + i for kv head kvh + hh */
+    for (int64_t hh = 0; hh < hg; hh++)
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t i = 0; i < nq; i++) {
+                float *qr = t->Q + ((hh * G + g) * nq + i) * Dp;
+                lcx_load_row(kt, j->q, lcx_at(j->q, b, qs + i0 + i, (kvh + hh) * G + g), D, qr);
+                for (int64_t c = 0; c < D; c++)
+                    qr[c] *= j->scale;
+            }
     for (int64_t r = 0; r < R; r++) {
         t->m[r] = -INFINITY;
         t->l[r] = 0.0f;
@@ -176,8 +179,11 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
     int64_t lo0, hi0, lo1, hi1;
     lcx_visible(j, i0, lq, lk, &lo0, &hi0);
     lcx_visible(j, i0 + nq - 1, lq, lk, &lo1, &hi1);
-    /* few rows (decode): products straight from the cache, no tile copies */
-    const int direct = R <= LCX_ATTN_DIRECT_ROWS;
+    /* few rows per kv head (decode): products straight from the cache, no
+     * tile copies; with several kv heads per item the cache is swept key
+     * row by key row (4 keys, then every head), i.e. sequentially */
+    const int direct = rph <= LCX_ATTN_DIRECT_ROWS;
+    const size_t kes = lcx_dtype_size(j->k->dtype), ves = lcx_dtype_size(j->v->dtype);
     for (int64_t kb = klo; kb <= khi; kb += LCX_ATTN_BK) {
         const int64_t nk = khi - kb + 1 < LCX_ATTN_BK ? khi - kb + 1 : LCX_ATTN_BK;
         const int32_t n16 = (int32_t)((nk + 15) & ~15);
@@ -186,8 +192,24 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
         const char *vbase = (const char *)j->v->data +
                             (size_t)lcx_at(j->v, b, ks + kb, kvh) * lcx_dtype_size(j->v->dtype);
         if (direct) {
-            kt->attn_qk_direct(t->Q, Dp, kbase, j->k->stride[1], (int32_t)j->k->dtype, (int32_t)R, (int32_t)nk,
-                               (int32_t)D, t->S, LCX_ATTN_BK);
+            for (int64_t jb = 0; jb < nk; jb += 16) {
+                const int64_t nb = nk - jb < 16 ? nk - jb : 16;
+                if (hg > 1) /* fetch the next 16 key rows of every head, K and V, in address order */
+                    for (int64_t jj = jb + 16; jj < jb + 32 && jj < nk; jj++)
+                        for (int64_t hh = 0; hh < hg; hh++) {
+                            const char *kr = kbase + (size_t)(jj * j->k->stride[1] + hh * j->k->stride[2]) * kes;
+                            const char *vr = vbase + (size_t)(jj * j->v->stride[1] + hh * j->v->stride[2]) * ves;
+                            for (size_t o = 0; o < (size_t)D * kes; o += 64)
+                                __builtin_prefetch(kr + o);
+                            for (size_t o = 0; o < (size_t)Dv * ves; o += 64)
+                                __builtin_prefetch(vr + o);
+                        }
+                for (int64_t hh = 0; hh < hg; hh++)
+                    kt->attn_qk_direct(t->Q + hh * rph * Dp, Dp,
+                                       kbase + (size_t)(jb * j->k->stride[1] + hh * j->k->stride[2]) * kes,
+                                       j->k->stride[1], (int32_t)j->k->dtype, (int32_t)rph, (int32_t)nb, (int32_t)D,
+                                       t->S + hh * rph * LCX_ATTN_BK + jb, LCX_ATTN_BK);
+            }
             goto softmax;
         }
         /* K^T and V tiles; padded keys are zero */
@@ -245,10 +267,16 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
             }
             t->l[r] += kt->attn_exp(s, n16, mn);
         }
-        if (direct)
-            kt->attn_pv_direct(t->S, LCX_ATTN_BK, vbase, j->v->stride[1], (int32_t)j->v->dtype, (int32_t)R,
-                               (int32_t)nk, (int32_t)Dv, t->O, Dvp);
-        else
+        if (direct) {
+            for (int64_t jb = 0; jb < nk; jb += 16) {
+                const int64_t nb = nk - jb < 16 ? nk - jb : 16;
+                for (int64_t hh = 0; hh < hg; hh++)
+                    kt->attn_pv_direct(t->S + hh * rph * LCX_ATTN_BK + jb, LCX_ATTN_BK,
+                                       vbase + (size_t)(jb * j->v->stride[1] + hh * j->v->stride[2]) * ves,
+                                       j->v->stride[1], (int32_t)j->v->dtype, (int32_t)rph, (int32_t)nb, (int32_t)Dv,
+                                       t->O + hh * rph * Dvp, Dvp);
+            }
+        } else
             kt->attn_pv(t->S, LCX_ATTN_BK, t->V, Dvp, (int32_t)R, n16, (int32_t)Dvp, t->O, Dvp);
     }
 }
@@ -281,8 +309,8 @@ static void lcx_item(const lcx_attn_job *j, int64_t it, int64_t *s, int64_t *kvh
     }
     *s = lo;
     it -= j->item_start[lo];
-    const int64_t nqb = (j->item_start[lo + 1] - j->item_start[lo]) / j->Hkv;
-    *kvh = it / nqb;
+    const int64_t nqb = (j->item_start[lo + 1] - j->item_start[lo]) / (j->Hkv / j->hg);
+    *kvh = (it / nqb) * j->hg;
     *qb = it % nqb;
 }
 
@@ -296,7 +324,7 @@ static void lcx_attn_worker(void *arg, int64_t w)
         int64_t s, kvh, qb, c, b, qs, lq, ks, lk;
         lcx_item(j, it, &s, &kvh, &qb, &c);
         lcx_seq(j, s, &b, &qs, &lq, &ks, &lk);
-        const int64_t i0 = qb * j->bq, nq = lq - i0 < j->bq ? lq - i0 : j->bq, R = j->G * nq;
+        const int64_t i0 = qb * j->bq, nq = lq - i0 < j->bq ? lq - i0 : j->bq, R = j->hg * j->G * nq;
         int64_t lo0, hi0, lo1, hi1;
         lcx_visible(j, i0, lq, lk, &lo0, &hi0);
         lcx_visible(j, i0 + nq - 1, lq, lk, &lo1, &hi1);
@@ -325,9 +353,8 @@ static void lcx_attn_worker(void *arg, int64_t w)
             continue;
         }
         for (int64_t r = 0; r < R; r++) {
-            const int64_t g = r / nq, i = r % nq;
-            lcx_attn_finish_row(j, t.O + r * j->Dvp, t.m[r], t.l[r], b, qs + i0 + i, kvh * j->G + g,
-                                qs + i0 + i);
+            const int64_t h = kvh * j->G + r / nq, i = r % nq; /* rows run over (kv head, g) then i */
+            lcx_attn_finish_row(j, t.O + r * j->Dvp, t.m[r], t.l[r], b, qs + i0 + i, h, qs + i0 + i);
         }
     }
     lcx_fpenv_leave(env);
@@ -344,7 +371,7 @@ static void lcx_attn_merge_worker(void *arg, int64_t w)
         int64_t s, kvh, qb, c, b, qs, lq, ks, lk;
         lcx_item(j, item, &s, &kvh, &qb, &c);
         lcx_seq(j, s, &b, &qs, &lq, &ks, &lk);
-        const int64_t i0 = qb * j->bq, nq = lq - i0 < j->bq ? lq - i0 : j->bq, R = j->G * nq;
+        const int64_t i0 = qb * j->bq, nq = lq - i0 < j->bq ? lq - i0 : j->bq, R = j->hg * j->G * nq;
         const float *base = j->partial + (size_t)item * (size_t)stride; /* chunk cc at cc * n_items */
         for (int64_t r = 0; r < R; r++) {
             float m = -INFINITY;
@@ -366,8 +393,8 @@ static void lcx_attn_merge_worker(void *arg, int64_t w)
                         o[x] += pr[x] * f;
                 }
             }
-            const int64_t g = r / nq, i = r % nq;
-            lcx_attn_finish_row(j, o, m, l, b, qs + i0 + i, kvh * j->G + g, qs + i0 + i);
+            const int64_t h = kvh * j->G + r / nq, i = r % nq;
+            lcx_attn_finish_row(j, o, m, l, b, qs + i0 + i, h, qs + i0 + i);
         }
     }
     lcx_fpenv_leave(env);
@@ -476,17 +503,23 @@ lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *p
     j.causal = p->causal;
     j.window = p->window_left;
     j.bq = LCX_ATTN_ROWS / j.G > 0 ? LCX_ATTN_ROWS / j.G : 1;
-    j.rows = j.G * j.bq;
+    j.hg = 1;
     /* decode shapes split the keys into fixed chunks (never for varlen) */
     j.n_chunks = !j.cu_q && Sq <= LCX_ATTN_SPLIT_MAX_Q && Sk > 2 * LCX_ATTN_CHUNK
                      ? (Sk + LCX_ATTN_CHUNK - 1) / LCX_ATTN_CHUNK
                      : 1;
-    /* items: per sequence, kv heads x query blocks; prefix sums in scratch */
+    if (j.n_chunks > 1 && j.G * Sq <= LCX_ATTN_DIRECT_ROWS) {
+        /* decode: one item covers every kv head, so a key chunk is swept once */
+        j.hg = Hkv;
+        j.bq = Sq;
+    }
+    j.rows = j.hg * j.G * j.bq;
+    /* items: per sequence, kv-head groups x query blocks; prefix sums in scratch */
     const size_t n_starts = (size_t)j.n_seqs + 1;
     int64_t n_items = 0;
     for (int64_t s2 = 0; s2 < j.n_seqs; s2++) {
         const int64_t lq = j.cu_q ? j.cu_q[s2 + 1] - j.cu_q[s2] : Sq;
-        n_items += Hkv * ((lq + j.bq - 1) / j.bq);
+        n_items += (Hkv / j.hg) * ((lq + j.bq - 1) / j.bq);
     }
     j.n_items = n_items;
     if (n_items == 0)
@@ -509,7 +542,7 @@ lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *p
     for (int64_t s2 = 0; s2 < j.n_seqs; s2++) {
         j.item_start[s2] = acc;
         const int64_t lq = j.cu_q ? j.cu_q[s2 + 1] - j.cu_q[s2] : Sq;
-        acc += Hkv * ((lq + j.bq - 1) / j.bq);
+        acc += (Hkv / j.hg) * ((lq + j.bq - 1) / j.bq);
     }
     j.item_start[j.n_seqs] = acc;
     /* sequences without queries own no items: the binary search in lcx_item
