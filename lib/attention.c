@@ -194,16 +194,6 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
         if (direct) {
             for (int64_t jb = 0; jb < nk; jb += 16) {
                 const int64_t nb = nk - jb < 16 ? nk - jb : 16;
-                if (hg > 1) /* fetch the next 16 key rows of every head, K and V, in address order */
-                    for (int64_t jj = jb + 16; jj < jb + 32 && jj < nk; jj++)
-                        for (int64_t hh = 0; hh < hg; hh++) {
-                            const char *kr = kbase + (size_t)(jj * j->k->stride[1] + hh * j->k->stride[2]) * kes;
-                            const char *vr = vbase + (size_t)(jj * j->v->stride[1] + hh * j->v->stride[2]) * ves;
-                            for (size_t o = 0; o < (size_t)D * kes; o += 64)
-                                __builtin_prefetch(kr + o);
-                            for (size_t o = 0; o < (size_t)Dv * ves; o += 64)
-                                __builtin_prefetch(vr + o);
-                        }
                 for (int64_t hh = 0; hh < hg; hh++)
                     kt->attn_qk_direct(t->Q + hh * rph * Dp, Dp,
                                        kbase + (size_t)(jb * j->k->stride[1] + hh * j->k->stride[2]) * kes,

@@ -208,8 +208,12 @@ static inline __attribute__((always_inline)) void lcx_pv_direct(const float *p, 
         }
     }
     for (int i = 0; i < M; i++)
-        for (int x = 0; x < 4; x++)
-            _mm512_mask_storeu_ps(o + i * ldo + c + 16 * x, mk[x], acc[i][x]);
+        for (int x = 0; x < 4; x++) {
+            if (mk[x] == 0xffff) /* masked stores are slow on some cores: only for the tail */
+                _mm512_storeu_ps(o + i * ldo + c + 16 * x, acc[i][x]);
+            else
+                _mm512_mask_storeu_ps(o + i * ldo + c + 16 * x, mk[x], acc[i][x]);
+        }
 }
 
 #define LCX_PVD(M)                                                                                        \
