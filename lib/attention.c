@@ -12,6 +12,7 @@
  * and merged by their LSE in chunk order, so the result does not depend on
  * the thread count either way.
  */
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -226,9 +227,14 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
     softmax:;
         /* masks are needed on a partial tile or where some row's window or
          * causal bound cuts through it */
-        const int need_mask = nk < n16 || (j->causal && (kb + nk - 1 > hi0 || kb < lo1));
+        const int cut = j->causal && (kb + nk - 1 > hi0 || kb < lo1); /* some row misses real keys */
+        const int need_mask = nk < n16 || cut;
         for (int64_t r = 0; r < R; r++) {
             float *s = t->S + r * LCX_ATTN_BK;
+            if (isnan(t->m[r])) { /* a NaN score earlier: the row stays NaN */
+                memset(s, 0, (size_t)n16 * sizeof(float));
+                continue;
+            }
             if (j->softcap > 0)
                 for (int64_t jj = 0; jj < nk; jj++)
                     s[jj] = j->softcap * tanhf(s[jj] / j->softcap);
@@ -240,8 +246,17 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                         s[jj] = -INFINITY;
             }
             float mx = -INFINITY;
-            for (int64_t jj = 0; jj < nk; jj++)
+            int nan = 0;
+            for (int64_t jj = 0; jj < nk; jj++) {
+                nan |= s[jj] != s[jj];
                 mx = s[jj] > mx ? s[jj] : mx;
+            }
+            if (nan) { /* NaN in q or k: the row's output and lse are NaN */
+                t->m[r] = NAN;
+                t->l[r] = NAN;
+                memset(s, 0, (size_t)n16 * sizeof(float));
+                continue;
+            }
             if (mx == -INFINITY) { /* nothing visible in this tile for this row */
                 memset(s, 0, (size_t)n16 * sizeof(float));
                 continue;
@@ -257,7 +272,26 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
             }
             t->l[r] += kt->attn_exp(s, n16, mn);
         }
-        if (direct) {
+        if (cut) {
+            /* keys some rows must not see: skip p == 0 terms so that a
+             * non-finite value at an invisible key cannot leak in (0 * inf) */
+            for (int64_t hh = 0; hh < hg; hh++)
+                for (int64_t jj = 0; jj < nk; jj++) {
+                    const float *vr = t->V + jj * Dvp;
+                    if (direct) {
+                        lcx_load_row(kt, j->v, lcx_at(j->v, b, ks + kb + jj, kvh + hh), Dv, t->row);
+                        vr = t->row;
+                    }
+                    for (int64_t r = hh * rph; r < (hh + 1) * rph && r < R; r++) {
+                        const float pv = t->S[r * LCX_ATTN_BK + jj];
+                        if (pv == 0.0f)
+                            continue;
+                        float *o = t->O + r * Dvp;
+                        for (int64_t c = 0; c < Dv; c++)
+                            o[c] += pv * vr[c];
+                    }
+                }
+        } else if (direct) {
             for (int64_t jb = 0; jb < nk; jb += 16) {
                 const int64_t nb = nk - jb < 16 ? nk - jb : 16;
                 for (int64_t hh = 0; hh < hg; hh++)
@@ -276,10 +310,10 @@ static void lcx_attn_finish_row(const lcx_attn_job *j, float *o, float m, float 
 {
     const float inv = l > 0 ? 1.0f / l : 0.0f;
     for (int64_t c = 0; c < j->Dv; c++)
-        o[c] = l > 0 ? o[c] * inv : 0.0f;
+        o[c] = isnan(l) ? NAN : l > 0 ? o[c] * inv : 0.0f;
     lcx_store_row(j->kt, j->out, lcx_at(j->out, b, qpos, h), j->Dv, o);
     if (j->lse)
-        j->lse[(b * j->H + h) * j->Sq + lse_row] = l > 0 ? m + logf(l) : -INFINITY;
+        j->lse[(b * j->H + h) * j->Sq + lse_row] = isnan(l) ? NAN : l > 0 ? m + logf(l) : -INFINITY;
 }
 
 /* decode an item index into (seq, kv head, query block, chunk) */
@@ -365,14 +399,16 @@ static void lcx_attn_merge_worker(void *arg, int64_t w)
         const float *base = j->partial + (size_t)item * (size_t)stride; /* chunk cc at cc * n_items */
         for (int64_t r = 0; r < R; r++) {
             float m = -INFINITY;
+            int nan = 0;
             for (int64_t cc = 0; cc < j->n_chunks; cc++) {
                 const float mc = base[cc * j->n_items * stride + r * (j->Dvp + 2) + j->Dvp];
+                nan |= mc != mc;
                 m = mc > m ? mc : m;
             }
-            float l = 0;
+            float l = nan ? NAN : 0;
             float *o = t.O;
             memset(o, 0, (size_t)j->Dvp * sizeof(float));
-            if (m > -INFINITY) {
+            if (!nan && m > -INFINITY) {
                 for (int64_t cc = 0; cc < j->n_chunks; cc++) {
                     const float *pr = base + cc * j->n_items * stride + r * (j->Dvp + 2);
                     if (pr[j->Dvp + 1] == 0)
@@ -440,10 +476,20 @@ lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *p
                         LCX_ATTN_MAX_D);
     if (lcx_tensors_overlap(out, q) || lcx_tensors_overlap(out, k) || lcx_tensors_overlap(out, v))
         return lcx_fail(LCX_E_INVALID, "%s: out overlaps q, k or v", op);
-    if (!isfinite(p->scale) || p->scale < 0)
-        return lcx_fail(LCX_E_INVALID, "%s: scale %g must be finite and >= 0 (0 = 1/sqrt(d))", op, p->scale);
-    if (!isfinite(p->softcap) || p->softcap < 0)
-        return lcx_fail(LCX_E_INVALID, "%s: softcap %g must be finite and >= 0", op, p->softcap);
+    if (!isfinite(p->scale) || p->scale < 0 || p->scale > FLT_MAX)
+        return lcx_fail(LCX_E_INVALID, "%s: scale %g must be a finite float >= 0 (0 = 1/sqrt(d))", op, p->scale);
+    if (!isfinite(p->softcap) || p->softcap < 0 || (p->softcap > 0 && (p->softcap < FLT_MIN || p->softcap > FLT_MAX)))
+        return lcx_fail(LCX_E_INVALID, "%s: softcap %g must be 0 or a normal positive float", op, p->softcap);
+    if (lse) {
+        const uintptr_t l0 = (uintptr_t)lse, l1 = l0 + (uintptr_t)(B * H * Sq) * sizeof(float);
+        const lcx_tensor *ts[4] = {q, k, v, out};
+        for (int x = 0; x < 4; x++) {
+            uintptr_t t0, t1;
+            lcx_tensor_extent(ts[x], &t0, &t1);
+            if (l0 < t1 && t0 < l1)
+                return lcx_fail(LCX_E_INVALID, "%s: lse overlaps q, k, v or out", op);
+        }
+    }
     if (p->causal != 0 && p->causal != 1)
         return lcx_fail(LCX_E_INVALID, "%s: causal %" PRId32 " must be 0 or 1", op, p->causal);
     if (p->window_left >= 0 && !p->causal)
@@ -471,6 +517,8 @@ lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *p
     }
     if (ctx->device != LCX_DEVICE_CPU)
         return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
+    if (B == 0 || Sq == 0 || H == 0 || Dv == 0)
+        return LCX_OK; /* nothing to write */
 
     j.kt = &ctx->kt;
     j.q = q;
@@ -493,6 +541,8 @@ lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *p
     j.causal = p->causal;
     j.window = p->window_left;
     j.bq = LCX_ATTN_ROWS / j.G > 0 ? LCX_ATTN_ROWS / j.G : 1;
+    if (!j.cu_q && j.bq > Sq)
+        j.bq = Sq; /* no larger tiles (and split buffers) than the queries need */
     j.hg = 1;
     /* decode shapes split the keys into fixed chunks (never for varlen) */
     j.n_chunks = !j.cu_q && Sq <= LCX_ATTN_SPLIT_MAX_Q && Sk > 2 * LCX_ATTN_CHUNK
@@ -616,6 +666,21 @@ lcx_status lcx_attention_merge(lcx_context *ctx, const lcx_tensor *out_a, const 
     if ((lcx_tensors_overlap(out, out_a) && !lcx_same_view4(out, out_a)) ||
         (lcx_tensors_overlap(out, out_b) && !lcx_same_view4(out, out_b)))
         return lcx_fail(LCX_E_INVALID, "%s: out overlaps an input without being the same view", op);
+    if (lse) {
+        const size_t n = (size_t)(out->shape[0] * out->shape[1] * out->shape[2]) * sizeof(float);
+        const uintptr_t l0 = (uintptr_t)lse, l1 = l0 + n;
+        const float *ls[2] = {lse_a, lse_b};
+        for (int x = 0; x < 2; x++)
+            if (lse != ls[x] && l0 < (uintptr_t)ls[x] + n && (uintptr_t)ls[x] < l1)
+                return lcx_fail(LCX_E_INVALID, "%s: lse partly overlaps lse_a or lse_b", op);
+        const lcx_tensor *ts[3] = {out_a, out_b, out};
+        for (int x = 0; x < 3; x++) {
+            uintptr_t t0, t1;
+            lcx_tensor_extent(ts[x], &t0, &t1);
+            if (l0 < t1 && t0 < l1)
+                return lcx_fail(LCX_E_INVALID, "%s: lse overlaps an output tensor", op);
+        }
+    }
     if (ctx->device != LCX_DEVICE_CPU)
         return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
     lcx_amerge_job j = {&ctx->kt, out_a, out_b, out, lse_a, lse_b, lse,

@@ -44,8 +44,12 @@ static double lcx_row_logprob(const lcx_lp_job *j, const lcx_tensor *t, int64_t 
     const double xt = lcx_load_elem(p, (int32_t)t->dtype, (size_t)target);
     if (flags & 2) { /* +inf entries share all the mass (no NaN in the row) */
         int64_t c = 0;
-        for (int64_t v = 0; v < j->vocab; v++)
-            c += lcx_load_elem(p, (int32_t)t->dtype, (size_t)v) == INFINITY;
+        for (int64_t v = 0; v < j->vocab; v++) {
+            const float x = lcx_load_elem(p, (int32_t)t->dtype, (size_t)v);
+            if (x != x) /* the kernel stops at the first +inf block: a later NaN still wins */
+                return NAN;
+            c += x == INFINITY;
+        }
         return xt == INFINITY ? -log((double)c) : -INFINITY;
     }
     if (!(s > 0))
@@ -104,6 +108,19 @@ static lcx_status lcx_lp_run(lcx_context *ctx, const char *op, const lcx_tensor 
         return lcx_fail(LCX_E_INVALID, "%s: %s is NULL", op, !targets ? "targets" : "out");
     if (ctx->device != LCX_DEVICE_CPU)
         return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
+    {
+        uintptr_t t0, t1;
+        const uintptr_t o0 = (uintptr_t)out, o1 = o0 + (uintptr_t)rows * sizeof(float);
+        const uintptr_t g0 = (uintptr_t)targets, g1 = g0 + (uintptr_t)rows * sizeof(int64_t);
+        lcx_tensor_extent(a, &t0, &t1);
+        int bad = (o0 < t1 && t0 < o1) || (o0 < g1 && g0 < o1);
+        if (b) {
+            lcx_tensor_extent(b, &t0, &t1);
+            bad |= o0 < t1 && t0 < o1;
+        }
+        if (bad && rows > 0)
+            return lcx_fail(LCX_E_INVALID, "%s: out overlaps the logits or targets", op);
+    }
     for (int64_t r = 0; r < rows; r++)
         if (targets[r] >= vocab)
             return lcx_fail(LCX_E_INVALID, "%s: targets[%" PRId64 "] = %" PRId64 " >= vocab %" PRId64, op, r,
@@ -169,7 +186,7 @@ lcx_status lcx_impact_topk(const float *scores, const int64_t *token_ids, int64_
     }
     int64_t m = 0;
     for (int64_t v = 0; v < vocab; v++)
-        if (cnt[v])
+        if (cnt[v] && !isnan(sum[v])) /* +inf and -inf scores of one id have no mean */
             rk[m++] = (lcx_ranked){v, sum[v] / (double)cnt[v]};
     qsort(rk, (size_t)m, sizeof *rk, lcx_rank_cmp);
     const int64_t found = m < k ? m : k;

@@ -256,6 +256,9 @@ static lcx_status lcx_search_check(const lcx_longrope_search_config *c, lcx_long
     if (!isfinite(c->step) || c->step <= 0 || !isfinite(c->probability) || c->probability <= 0 || c->probability > 1)
         return lcx_fail(LCX_E_INVALID, "%s: step %g must be > 0 and probability %g in (0, 1]", op, c->step,
                         c->probability);
+    if ((upper - 1) / c->step > 9007199254740992.0)
+        return lcx_fail(LCX_E_INVALID, "%s: step %g is too small for the range [1, %g] (more than 2^53 grid points)",
+                        op, c->step, upper);
     if (c->n_n_hat < 0 || (c->n_n_hat > 0 && !c->n_hat_candidates))
         return lcx_fail(LCX_E_INVALID, "%s: n_n_hat %" PRId32 " without candidates", op, c->n_n_hat);
     for (int32_t i = 0; i < c->n_n_hat; i++)

@@ -193,9 +193,9 @@ lcx_status lcx_pose_sample_chunks(lcx_random *rng, int64_t doc_len, int64_t wind
     if (st != LCX_OK)
         return st;
     const int64_t w = doc_len < window_len ? doc_len : window_len;
-    if (n_chunks < 1 || n_chunks > w || n_chunks > 4096)
-        return lcx_fail(LCX_E_INVALID, "%s: n_chunks %" PRId32 " must be in 1..min(window, 4096)", op, n_chunks);
-    int64_t cuts[4097], lengths[4096], skips[4096], content[4096];
+    if (n_chunks < 1 || n_chunks > w || n_chunks > 1024)
+        return lcx_fail(LCX_E_INVALID, "%s: n_chunks %" PRId32 " must be in 1..min(window, 1024)", op, n_chunks);
+    int64_t cuts[1024], lengths[1024], skips[1024], content[1024]; /* 32 KiB of stack */
     /* n_chunks - 1 distinct cut points in 1..w-1 by selection sampling */
     int64_t need = n_chunks - 1, left = w - 1, nc = 0;
     for (int64_t c = 1; c < w && need > 0; c++, left--) {
@@ -266,9 +266,9 @@ lcx_status lcx_gap_template(const int64_t *unit_lengths, int64_t n_units, int64_
         if (!lcx_add_i64(total, unit_lengths[u], &total))
             return lcx_fail(LCX_E_OVERFLOW, "%s: total length overflows", op);
     }
-    int64_t m;
-    if (!lcx_add_i64(extra, n_units, &m))
-        return lcx_fail(LCX_E_OVERFLOW, "%s: slot count overflows", op);
+    int64_t m, last;
+    if (!lcx_add_i64(extra, n_units, &m) || !lcx_add_i64(total, extra, &last))
+        return lcx_fail(LCX_E_OVERFLOW, "%s: positions overflow", op);
     if (slots) {
         for (int64_t u = 0; u < n_units; u++)
             if (slots[u] < 0 || slots[u] >= m || (u && slots[u] <= slots[u - 1]))
@@ -281,8 +281,14 @@ lcx_status lcx_gap_template(const int64_t *unit_lengths, int64_t n_units, int64_
      * 0 sits in slot 0, whatever s_0 is (either way u slots before s_u hold
      * units). */
     int64_t t = 0, gaps = 0, u = 0, need = n_units;
+    if (slots) { /* s_u - u gap slots precede unit u >= 1 */
+        for (u = 0; u < n_units; u++)
+            for (int64_t jj = 0; jj < unit_lengths[u]; jj++, t++)
+                pos_out[t] = t + (u ? slots[u] - u : 0);
+        u = n_units;
+    }
     for (int64_t s = 0; s < m && u < n_units; s++) {
-        const int chosen = slots ? slots[u] == s : (int64_t)lcx_random_below(rng, (uint64_t)(m - s)) < need;
+        const int chosen = (int64_t)lcx_random_below(rng, (uint64_t)(m - s)) < need;
         if (!chosen) {
             gaps++;
             continue;

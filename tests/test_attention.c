@@ -474,6 +474,73 @@ done:
     lcx_context_destroy(ctx);
 }
 
+/* Non-finite values: an inf in V at a key a row cannot see never leaks into
+ * it (causal future key), a NaN query row gives NaN for that row only; empty
+ * shapes are no-ops; out-of-range scale/softcap and an lse overlapping an
+ * input are refused. */
+static void test_attention_special(void **state)
+{
+    (void)state;
+    lcx_context *ctx = lcx_test_context(0);
+    for (int k = 0; k < 2; k++) {
+        const int64_t S = k ? 40 : 4, H = 2, D = 16; /* 4 rows: direct path; 40: tiles */
+        float *q = malloc(sizeof(float) * S * H * D), *kk = malloc(sizeof(float) * S * H * D);
+        float *v = malloc(sizeof(float) * S * H * D), *o = malloc(sizeof(float) * S * H * D);
+        float *lse = malloc(sizeof(float) * H * S);
+        for (int64_t i = 0; i < S * H * D; i++) {
+            q[i] = 0.01f * (float)(i % 7);
+            kk[i] = 0.02f * (float)(i % 5);
+            v[i] = 1.0f;
+        }
+        for (int64_t c = 0; c < D; c++) {
+            v[((S - 1) * H + 0) * D + c] = INFINITY; /* last key, head 0 */
+            q[((1) * H + 1) * D + c] = NAN;          /* query 1, head 1 */
+        }
+        const int64_t sh[4] = {1, S, H, D};
+        lcx_tensor tq, tk, tv, to;
+        lcx_tensor_init(&tq, q, LCX_F32, 4, sh);
+        lcx_tensor_init(&tk, kk, LCX_F32, 4, sh);
+        lcx_tensor_init(&tv, v, LCX_F32, 4, sh);
+        lcx_tensor_init(&to, o, LCX_F32, 4, sh);
+        lcx_attention_params p;
+        lcx_attention_params_default(&p);
+        p.causal = 1;
+        assert_int_equal(lcx_attention_forward(ctx, &p, &tq, &tk, &tv, &to, lse), LCX_OK);
+        for (int64_t i = 0; i < S - 1; i++)
+            for (int64_t c = 0; c < D; c++)
+                if (!(fabsf(o[(i * H + 0) * D + c] - 1.0f) <= 1e-6f))
+                    lcx_fail_msg("S=%lld: inf at an invisible key leaked into query %lld: %g", (long long)S,
+                                 (long long)i, (double)o[(i * H + 0) * D + c]);
+        assert_true(isnan(o[(1 * H + 1) * D]) && isnan(lse[1 * S + 1]));
+        assert_true(!isnan(o[(2 * H + 1) * D]) && !isnan(lse[1 * S + 2]));
+        /* lse overlapping q; scale and softcap out of float range */
+        assert_int_equal(lcx_attention_forward(ctx, &p, &tq, &tk, &tv, &to, q), LCX_E_INVALID);
+        assert_non_null(strstr(lcx_last_error(), "lse overlaps"));
+        p.scale = 1e39;
+        assert_int_equal(lcx_attention_forward(ctx, &p, &tq, &tk, &tv, &to, lse), LCX_E_INVALID);
+        p.scale = 0;
+        p.softcap = 1e-50;
+        assert_int_equal(lcx_attention_forward(ctx, &p, &tq, &tk, &tv, &to, lse), LCX_E_INVALID);
+        free(q);
+        free(kk);
+        free(v);
+        free(o);
+        free(lse);
+    }
+    /* empty queries over a long cache, and zero heads: nothing to do */
+    float dummy[16] = {0};
+    uint16_t *cache = calloc(5000 * 16, 2);
+    lcx_tensor tq = {0}, tk = {0}, tv = {0}, to = {0};
+    const int64_t s0[4] = {1, 0, 2, 8}, sc[4] = {1, 5000, 2, 8};
+    lcx_tensor_init(&tq, dummy, LCX_F32, 4, s0);
+    lcx_tensor_init(&to, dummy, LCX_F32, 4, s0);
+    lcx_tensor_init(&tk, cache, LCX_BF16, 4, sc);
+    lcx_tensor_init(&tv, cache, LCX_BF16, 4, sc);
+    assert_int_equal(lcx_attention_forward(ctx, NULL, &tq, &tk, &tv, &to, NULL), LCX_OK);
+    free(cache);
+    lcx_context_destroy(ctx);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +549,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_attention_merge),
         cmocka_unit_test(test_attention_golden_full_causal),
         cmocka_unit_test(test_attention_bad_input),
+        cmocka_unit_test(test_attention_special),
     };
     return lcx_test_run("attention", argc, argv, tests, sizeof tests / sizeof *tests);
 }

@@ -167,6 +167,21 @@ static void test_logprobs_special(void **state)
     assert_true(isinf(out[2]) && out[2] < 0);
     assert_true(isnan(out[3]) && isnan(out[4]));
     assert_true(out[7] == 0.0f);
+    /* +inf early in the row and a NaN in a later block: NaN */
+    {
+        float row[1000];
+        for (int i = 0; i < 1000; i++)
+            row[i] = 0;
+        row[0] = INFINITY;
+        row[600] = NAN;
+        const int64_t s2[2] = {1, 1000}, tz = 0;
+        float o2;
+        lcx_tensor_init(&t, row, LCX_F32, 2, s2);
+        assert_int_equal(lcx_token_logprobs(ctx, &t, &tz, &o2), LCX_OK);
+        assert_true(isnan(o2));
+        /* out overlapping the logits is refused */
+        assert_int_equal(lcx_token_logprobs(ctx, &t, &tz, row + 5), LCX_E_INVALID);
+    }
     /* vocab 1: log-probability 0 */
     float one = 4.5f, o1;
     const int64_t s1[2] = {1, 1}, t0 = 0;

@@ -74,7 +74,7 @@ LCX_API lcx_status lcx_pose_sample(lcx_random *rng, int64_t doc_len, int64_t win
 /** The paper's N-chunk form: the window (min(doc_len, window_len) tokens) is
  *  cut at n_chunks - 1 distinct uniform points into non-empty chunks; skip
  *  biases u_0 = 0, u_i ~ U{u_(i-1)..target_len - w}; content biases
- *  v_0 = 0, v_i ~ U{v_(i-1)..doc_len - w}. Needs 1 <= n_chunks <= w. */
+ *  v_0 = 0, v_i ~ U{v_(i-1)..doc_len - w}. Needs 1 <= n_chunks <= min(w, 1024). */
 LCX_API lcx_status lcx_pose_sample_chunks(lcx_random *rng, int64_t doc_len, int64_t window_len,
                                           int64_t target_len, int32_t n_chunks, int64_t *index_out,
                                           int64_t *pos_out, int64_t *n_out);

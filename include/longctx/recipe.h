@@ -49,7 +49,8 @@ LCX_API lcx_status lcx_token_impact(struct lcx_context *ctx, const lcx_tensor *b
 
 /** Aggregate impact scores per token id and rank them: mean of scores[i]
  *  (or of |scores[i]| with use_abs) over the positions i whose
- *  token_ids[i] is that id (NaN scores and negative ids skipped), then the
+ *  token_ids[i] is that id (NaN scores and negative ids skipped; an id whose
+ *  scores include both +inf and -inf has no mean and is left out), then the
  *  k ids with the largest mean, descending, ties to the smaller id. Writes up
  *  to k entries to top_ids and top_means (may be NULL) and their count to
  *  *n_found. ids must be < vocab. Uses O(vocab) temporary memory. */
