@@ -869,7 +869,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: longctx-bench [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
             "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [logprobs] [rope] [attention]\n"
-            "  --isa      comma list of scalar,avx2,avx512,neon (default: all this CPU runs)\n"
+            "  --isa      comma list of scalar,avx2,avx512,neon, or best (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
             "  --reps     timed repetitions, median reported (default 9)\n"
@@ -950,7 +950,9 @@ int main(int argc, char **argv)
     o.want_ceilings = 1; /* every op figure is reported against the ceilings */
 
     /* ISAs */
-    if (!strcmp(isa_arg, "all")) {
+    if (!strcmp(isa_arg, "best")) {
+        o.isas[o.n_isas++] = (int)lcx_isa_best();
+    } else if (!strcmp(isa_arg, "all")) {
         for (int k = LCX_ISA_SCALAR; k <= LCX_ISA_NEON; k++)
             if (lcx_isa_supported((lcx_isa)k))
                 o.isas[o.n_isas++] = k;
