@@ -10,7 +10,7 @@
  * fraction of the ceiling at the same thread count.
  *
  *   longctx-bench [--json FILE] [--isa LIST] [--threads LIST] [--mb N]
- *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|merge|logprobs|rope|attention ...]
+ *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|merge|logprobs|rope|attention|s2attn ...]
  */
 #include <inttypes.h>
 #include <math.h>
@@ -30,7 +30,7 @@ typedef struct bench_opts {
     int threads[16], n_threads;
     double mb;          /* working-set size of streaming benchmarks, MiB */
     int reps;
-    int want_ceilings, want_convert, want_rope, want_merge, want_logprobs, want_attention;
+    int want_ceilings, want_convert, want_rope, want_merge, want_logprobs, want_attention, want_s2;
     int64_t seqs[8];
     int n_seqs;
     int quick;
@@ -642,6 +642,90 @@ static void bench_attention(const bench_opts *o)
     }
 }
 
+/* ---------------- S2-Attn ---------------- */
+
+typedef struct s2_job {
+    lcx_context *ctx;
+    lcx_s2_params p;
+    lcx_tensor q, k, v, o;
+} s2_job;
+
+static void s2_run(void *arg)
+{
+    s2_job *j = arg;
+    if (lcx_attention_s2_forward(j->ctx, &j->p, &j->q, &j->k, &j->v, &j->o, NULL) != LCX_OK) {
+        fprintf(stderr, "longctx-bench: s2attn: %s\n", lcx_last_error());
+        exit(1);
+    }
+}
+
+static void bench_s2(const bench_opts *o)
+{
+    const int64_t H = 8, HKV = 2, D = 64;
+    printf("\n== S2-Attn (heads 8, kv_heads 2, dim 64, f32, SEGMENTS) vs full causal attention on the same input ==\n");
+    printf("%-7s %-6s %-8s %3s %10s %10s %10s %8s %8s\n", "seq", "g", "isa", "thr", "s2 ms", "causal ms", "GFLOP/s",
+           "ratio", "ideal");
+    for (int qi = 0; qi < o->n_seqs; qi++) {
+        const int64_t S = o->seqs[qi];
+        float *q = malloc(sizeof(float) * (size_t)(S * H * D)), *k = malloc(sizeof(float) * (size_t)(S * HKV * D));
+        float *v = malloc(sizeof(float) * (size_t)(S * HKV * D)), *out = malloc(sizeof(float) * (size_t)(S * H * D));
+        if (!q || !k || !v || !out) {
+            fprintf(stderr, "longctx-bench: out of memory for S2 at seq %lld\n", (long long)S);
+            exit(1);
+        }
+        for (int64_t i = 0; i < S * H * D; i++)
+            q[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+        for (int64_t i = 0; i < S * HKV * D; i++) {
+            k[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+            v[i] = (float)((i * 15485863) % 1000) * 1e-3f - 0.5f;
+        }
+        for (int ii = 0; ii < o->n_isas; ii++)
+            for (int ti = 0; ti < o->n_threads; ti++) {
+                const int t = o->threads[ti];
+                lcx_context *ctx = make_ctx(o->isas[ii], t);
+                if (!ctx)
+                    continue;
+                attn_job a;
+                a.ctx = ctx;
+                lcx_attention_params_default(&a.p);
+                a.p.causal = 1;
+                const int64_t sq[4] = {1, S, H, D}, sk[4] = {1, S, HKV, D};
+                lcx_tensor_init(&a.q, q, LCX_F32, 4, sq);
+                lcx_tensor_init(&a.k, k, LCX_F32, 4, sk);
+                lcx_tensor_init(&a.v, v, LCX_F32, 4, sk);
+                lcx_tensor_init(&a.o, out, LCX_F32, 4, sq);
+                const stats sc = time_it(attn_run, &a, o->reps < 3 ? o->reps : 3);
+                const int64_t gs[2] = {S / 4, 2048};
+                for (int gi = 0; gi < 2; gi++) {
+                    if (gs[gi] > S || (gi == 1 && S % 2048))
+                        continue;
+                    s2_job j;
+                    j.ctx = ctx;
+                    lcx_s2_params_default(&j.p);
+                    j.p.group_size = gs[gi];
+                    j.q = a.q;
+                    j.k = a.k;
+                    j.v = a.v;
+                    j.o = a.o;
+                    const stats s = time_it(s2_run, &j, o->reps);
+                    const double flops = 4.0 * (double)S * (double)gs[gi] * H * D / 2;
+                    printf("%-7lld %-6lld %-8s %3d %10.2f %10.2f %10.1f %8.4f %8.4f\n", (long long)S,
+                           (long long)gs[gi], lcx_isa_name((lcx_isa)o->isas[ii]), t, s.med * 1e3, sc.med * 1e3,
+                           flops / s.med * 1e-9, s.med / sc.med, (double)gs[gi] / (double)S);
+                    char name[64];
+                    snprintf(name, sizeof name, "s2attn/%lld/g%lld", (long long)S, (long long)gs[gi]);
+                    json_rec("op", name, lcx_isa_name((lcx_isa)o->isas[ii]), "s2", t, 0, flops, s,
+                             (s.med / sc.med) / ((double)gs[gi] / (double)S));
+                }
+                lcx_context_destroy(ctx);
+            }
+        free(q);
+        free(k);
+        free(v);
+        free(out);
+    }
+}
+
 /* ---------------- rope ---------------- */
 
 /* The common engine approach, written plainly: a cos/sin table for every
@@ -868,7 +952,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: longctx-bench [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
-            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [logprobs] [rope] [attention]\n"
+            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [logprobs] [rope] [attention] [s2attn]\n"
             "  --isa      comma list of scalar,avx2,avx512,neon, or best (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
@@ -917,6 +1001,8 @@ int main(int argc, char **argv)
             o.want_logprobs = 1;
         else if (!strcmp(a, "attention"))
             o.want_attention = 1;
+        else if (!strcmp(a, "s2attn"))
+            o.want_s2 = 1;
         else if (!strcmp(a, "--shape") && i + 1 < argc)
             o.shape = argv[++i];
         else if (!strcmp(a, "--seq") && i + 1 < argc) {
@@ -935,8 +1021,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!o.want_ceilings && !o.want_convert && !o.want_rope && !o.want_merge && !o.want_logprobs &&
-        !o.want_attention)
-        o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = o.want_logprobs = o.want_attention = 1;
+        !o.want_attention && !o.want_s2)
+        o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = o.want_logprobs = o.want_attention =
+            o.want_s2 = 1;
     if (o.n_seqs == 0) {
         o.seqs[o.n_seqs++] = o.quick ? 2048 : 4096;
         if (!o.quick)
@@ -1011,6 +1098,8 @@ int main(int argc, char **argv)
         bench_logprobs(&o);
     if (o.want_attention)
         bench_attention(&o);
+    if (o.want_s2)
+        bench_s2(&o);
     if (o.want_rope)
         bench_rope(&o);
     if (json_f) {

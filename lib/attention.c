@@ -51,6 +51,10 @@ typedef struct lcx_attn_job {
     int64_t n_seqs;
     int64_t bq, rows;           /* query positions per item, hg * G * bq */
     int64_t hg;                 /* kv heads per item: 1, or all of them for decode */
+    /* S2-Attn (LongLoRA shifted groups): 0 = off, else 1 + lcx_s2_mode */
+    int s2;
+    int64_t g, h0;              /* group size, first shifted query head */
+    int64_t fwd, back;          /* ROLL: roll amounts of the shifted heads (LongLoRA's sign convention) */
     int64_t *item_start;        /* per sequence: first item index (n_seqs + 1) */
     int64_t n_items;
     int64_t n_chunks;           /* split-KV chunks per (seq, kv head); 1 = no split */
@@ -120,6 +124,63 @@ static inline void lcx_visible(const lcx_attn_job *j, int64_t i, int64_t lq, int
     *lo = j->window >= 0 ? (p - j->window > 0 ? p - j->window : 0) : 0;
 }
 
+static inline int64_t lcx_mod(int64_t a, int64_t n)
+{
+    const int64_t r = a % n;
+    return r < 0 ? r + n : r;
+}
+
+/* Visible keys of output row i of query head h: up to two inclusive
+ * intervals (lo[k] <= hi[k]; an empty set has hi[0] < lo[0]); returns the
+ * count. Plain attention: lcx_visible. S2-Attn (seq_q = seq_k = N):
+ * unshifted heads see [floor(i/g) g, i]; shifted heads see, for SEGMENTS and
+ * RAGGED, [0, i] below g/2 and [g/2 + floor((i - g/2)/g) g, i] after; for
+ * ROLL, the rolled row n = (i - back) mod N sees rolled keys
+ * [floor(n/g) g, n], i.e. original keys (m - fwd) mod N, which wrap around
+ * for the group that holds the sequence's tail and head. */
+static inline int lcx_rowvis(const lcx_attn_job *j, int64_t h, int64_t i, int64_t lq, int64_t lk, int64_t *lo,
+                             int64_t *hi)
+{
+    if (!j->s2) {
+        lcx_visible(j, i, lq, lk, lo, hi);
+        return 1;
+    }
+    const int64_t g = j->g, N = lk;
+    if (h < j->h0) {
+        lo[0] = i / g * g;
+        hi[0] = i;
+        return 1;
+    }
+    if (j->s2 != 1 + LCX_S2_ROLL) {
+        const int64_t half = g / 2;
+        lo[0] = i < half ? 0 : half + (i - half) / g * g;
+        hi[0] = i;
+        return 1;
+    }
+    const int64_t n = lcx_mod(i - j->back, N), n0 = n / g * g;
+    const int64_t a = lcx_mod(n0 - j->fwd, N), e = lcx_mod(n - j->fwd, N);
+    if (a <= e) {
+        lo[0] = a;
+        hi[0] = e;
+        return 1;
+    }
+    lo[0] = 0; /* the wrap group: [0, e] and [a, N) */
+    hi[0] = e;
+    lo[1] = a;
+    hi[1] = N - 1;
+    return 2;
+}
+
+/* token whose query produces output row i of head h: i itself, except for
+ * ROLL with LongLoRA's odd-group misalignment (rolled back by a different
+ * amount than forward) */
+static inline int64_t lcx_qsrc(const lcx_attn_job *j, int64_t h, int64_t i, int64_t lq)
+{
+    if (j->s2 != 1 + LCX_S2_ROLL || h < j->h0)
+        return i;
+    return lcx_mod(lcx_mod(i - j->back, lq) - j->fwd, lq);
+}
+
 /* One tile pass over keys [klo, khi] for the rows of item (seq, kvh, qblk):
  * leaves the unnormalised output O, row max m and sum l in the worker slot. */
 typedef struct lcx_tile {
@@ -156,7 +217,8 @@ static size_t lcx_slot_floats(const lcx_attn_job *j)
 }
 
 static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_t qs, int64_t ks, int64_t lq,
-                           int64_t lk, int64_t kvh, int64_t i0, int64_t nq, int64_t klo, int64_t khi)
+                           int64_t lk, int64_t kvh, int64_t i0, int64_t nq, int n_iv, const int64_t *ivlo,
+                           const int64_t *ivhi)
 {
     const lcx_ktable *kt = j->kt;
     const int64_t G = j->G, hg = j->hg, rph = G * nq, R = hg * rph, D = j->D, Dv = j->Dv, Dp = j->Dp,
@@ -166,7 +228,8 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
         for (int64_t g = 0; g < G; g++)
             for (int64_t i = 0; i < nq; i++) {
                 float *qr = t->Q + ((hh * G + g) * nq + i) * Dp;
-                lcx_load_row(kt, j->q, lcx_at(j->q, b, qs + i0 + i, (kvh + hh) * G + g), D, qr);
+                const int64_t h = (kvh + hh) * G + g;
+                lcx_load_row(kt, j->q, lcx_at(j->q, b, qs + lcx_qsrc(j, h, i0 + i, lq), h), D, qr);
                 for (int64_t c = 0; c < D; c++)
                     qr[c] *= j->scale;
             }
@@ -185,7 +248,9 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
      * row by key row (4 keys, then every head), i.e. sequentially */
     const int direct = rph <= LCX_ATTN_DIRECT_ROWS;
     const size_t kes = lcx_dtype_size(j->k->dtype), ves = lcx_dtype_size(j->v->dtype);
-    for (int64_t kb = klo; kb <= khi; kb += LCX_ATTN_BK) {
+    for (int iv = 0; iv < n_iv; iv++)
+    for (int64_t kb = ivlo[iv]; kb <= ivhi[iv]; kb += LCX_ATTN_BK) {
+        const int64_t khi = ivhi[iv];
         const int64_t nk = khi - kb + 1 < LCX_ATTN_BK ? khi - kb + 1 : LCX_ATTN_BK;
         const int32_t n16 = (int32_t)((nk + 15) & ~15);
         const char *kbase = (const char *)j->k->data +
@@ -227,7 +292,18 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
     softmax:;
         /* masks are needed on a partial tile or where some row's window or
          * causal bound cuts through it */
-        const int cut = j->causal && (kb + nk - 1 > hi0 || kb < lo1); /* some row misses real keys */
+        int cut = j->causal && (kb + nk - 1 > hi0 || kb < lo1); /* some row misses real keys */
+        if (j->s2) { /* S2 rows follow per-head, per-group rules: check each row's coverage */
+            cut = 0;
+            for (int64_t r = 0; r < R && !cut; r++) {
+                int64_t lo[2], hi[2];
+                const int nv = lcx_rowvis(j, (kvh + r / rph) * G + (r % rph) / nq, i0 + r % nq, lq, lk, lo, hi);
+                int cov = 0;
+                for (int x = 0; x < nv; x++)
+                    cov |= lo[x] <= kb && kb + nk - 1 <= hi[x];
+                cut = !cov;
+            }
+        }
         const int need_mask = nk < n16 || cut;
         for (int64_t r = 0; r < R; r++) {
             float *s = t->S + r * LCX_ATTN_BK;
@@ -239,11 +315,15 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                 for (int64_t jj = 0; jj < nk; jj++)
                     s[jj] = j->softcap * tanhf(s[jj] / j->softcap);
             if (need_mask) {
-                int64_t lo, hi;
-                lcx_visible(j, i0 + r % nq, lq, lk, &lo, &hi);
-                for (int64_t jj = 0; jj < n16; jj++)
-                    if (jj >= nk || kb + jj < lo || kb + jj > hi)
+                int64_t lo[2], hi[2];
+                const int nv = lcx_rowvis(j, (kvh + r / rph) * G + (r % rph) / nq, i0 + r % nq, lq, lk, lo, hi);
+                for (int64_t jj = 0; jj < n16; jj++) {
+                    int vis = jj < nk && kb + jj >= lo[0] && kb + jj <= hi[0];
+                    if (nv > 1)
+                        vis |= jj < nk && kb + jj >= lo[1] && kb + jj <= hi[1];
+                    if (!vis)
                         s[jj] = -INFINITY;
+                }
             }
             float mx = -INFINITY;
             int nan = 0;
@@ -349,17 +429,42 @@ static void lcx_attn_worker(void *arg, int64_t w)
         lcx_item(j, it, &s, &kvh, &qb, &c);
         lcx_seq(j, s, &b, &qs, &lq, &ks, &lk);
         const int64_t i0 = qb * j->bq, nq = lq - i0 < j->bq ? lq - i0 : j->bq, R = j->hg * j->G * nq;
-        int64_t lo0, hi0, lo1, hi1;
-        lcx_visible(j, i0, lq, lk, &lo0, &hi0);
-        lcx_visible(j, i0 + nq - 1, lq, lk, &lo1, &hi1);
-        int64_t klo = lo0, khi = hi1;
+        int64_t ivlo[2], ivhi[2];
+        int n_iv = 1;
+        if (!j->s2) {
+            int64_t lo0, hi0, lo1, hi1;
+            lcx_visible(j, i0, lq, lk, &lo0, &hi0);
+            lcx_visible(j, i0 + nq - 1, lq, lk, &lo1, &hi1);
+            ivlo[0] = lo0;
+            ivhi[0] = hi1;
+        } else { /* union of every row's intervals: a main run and the wrap run */
+            ivlo[0] = ivlo[1] = lk;
+            ivhi[0] = ivhi[1] = -1;
+            for (int64_t hh = 0; hh < j->hg; hh++)
+                for (int64_t g = 0; g < j->G; g++)
+                    for (int64_t i = 0; i < nq; i++) {
+                        int64_t lo[2], hi[2];
+                        const int nv = lcx_rowvis(j, (kvh + hh) * j->G + g, i0 + i, lq, lk, lo, hi);
+                        for (int x = 0; x < nv; x++) {
+                            ivlo[x] = lo[x] < ivlo[x] ? lo[x] : ivlo[x];
+                            ivhi[x] = hi[x] > ivhi[x] ? hi[x] : ivhi[x];
+                        }
+                    }
+            if (ivhi[1] >= ivlo[1]) {
+                n_iv = 2;
+                if (ivlo[1] <= ivhi[0] + 1) { /* the runs touch: one run */
+                    ivhi[0] = ivhi[1] > ivhi[0] ? ivhi[1] : ivhi[0];
+                    n_iv = 1;
+                }
+            }
+        }
         if (j->n_chunks > 1) { /* this chunk's share of the keys */
             const int64_t clo = c * LCX_ATTN_CHUNK, chi = clo + LCX_ATTN_CHUNK - 1;
-            klo = klo > clo ? klo : clo;
-            khi = khi < chi ? khi : chi;
+            ivlo[0] = ivlo[0] > clo ? ivlo[0] : clo;
+            ivhi[0] = ivhi[0] < chi ? ivhi[0] : chi;
         }
-        if (khi >= klo) {
-            lcx_attn_tiles(j, &t, b, qs, ks, lq, lk, kvh, i0, nq, klo, khi);
+        if (ivhi[0] >= ivlo[0] || n_iv > 1) {
+            lcx_attn_tiles(j, &t, b, qs, ks, lq, lk, kvh, i0, nq, n_iv, ivlo, ivhi);
         } else {
             for (int64_t r = 0; r < R; r++) {
                 t.m[r] = -INFINITY;
@@ -439,10 +544,103 @@ static lcx_status lcx_attn_check4(const char *op, const lcx_tensor *t, const cha
     return LCX_OK;
 }
 
+static lcx_status lcx_attn_common(lcx_context *ctx, const char *op, const lcx_attention_params *params,
+                                  const lcx_s2_params *s2, const lcx_tensor *q, const lcx_tensor *k,
+                                  const lcx_tensor *v, const lcx_tensor *out, float *lse);
+
 lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *params, const lcx_tensor *q,
                                  const lcx_tensor *k, const lcx_tensor *v, const lcx_tensor *out, float *lse)
 {
-    const char *op = "attention_forward";
+    return lcx_attn_common(ctx, "attention_forward", params, NULL, q, k, v, out, lse);
+}
+
+void lcx_s2_params_default(lcx_s2_params *p)
+{
+    if (!p)
+        return;
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+    p->mode = LCX_S2_SEGMENTS;
+    p->shifted_head_start = -1;
+    p->shift = 1;
+}
+
+int64_t lcx_s2_default_group_size(int64_t seq_len)
+{
+    return seq_len >= 4 ? seq_len / 4 : 0;
+}
+
+lcx_status lcx_attention_s2_forward(lcx_context *ctx, const lcx_s2_params *s2, const lcx_tensor *q,
+                                    const lcx_tensor *k, const lcx_tensor *v, const lcx_tensor *out, float *lse)
+{
+    const char *op = "attention_s2_forward";
+    if (!s2)
+        return lcx_fail(LCX_E_INVALID, "%s: params is NULL", op);
+    if (s2->struct_size != sizeof *s2)
+        return lcx_fail(LCX_E_INVALID, "%s: params struct_size %zu is not a size this library knows (%zu)", op,
+                        s2->struct_size, sizeof *s2);
+    lcx_attention_params p;
+    lcx_attention_params_default(&p);
+    p.causal = 1;
+    p.scale = s2->scale;
+    return lcx_attn_common(ctx, op, &p, s2, q, k, v, out, lse);
+}
+
+lcx_status lcx_s2_segments(lcx_s2_mode mode, int64_t n, int64_t g, int32_t shifted, int64_t *seg, int64_t cap,
+                           int64_t *n_segments)
+{
+    const char *op = "s2_segments";
+    if (!seg || !n_segments)
+        return lcx_fail(LCX_E_INVALID, "%s: %s is NULL", op, !seg ? "seg" : "n_segments");
+    if ((int)mode < LCX_S2_ROLL || (int)mode > LCX_S2_RAGGED)
+        return lcx_fail(LCX_E_INVALID, "%s: unknown mode %d", op, (int)mode);
+    if (n < 1 || g < 1 || g > n || (shifted != 0 && shifted != 1) || cap < 0)
+        return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 ", group_size %" PRId64 ", shifted %" PRId32
+                        " out of range", op, n, g, shifted);
+    if (mode != LCX_S2_RAGGED && n % g)
+        return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 " is not a multiple of group_size %" PRId64, op, n, g);
+    int64_t cnt = 0;
+    const int64_t half = g / 2;
+    /* count first, so nothing is written when cap is too small */
+    for (int pass = 0; pass < 2; pass++) {
+        cnt = 0;
+        int64_t s0 = 0;
+        if (shifted && mode == LCX_S2_ROLL) {
+            for (int64_t st = half; st + g <= n; st += g, cnt++)
+                if (pass) {
+                    seg[2 * cnt] = st;
+                    seg[2 * cnt + 1] = st + g;
+                }
+            if (half > 0) { /* the wrap-around group: tail then head */
+                if (pass) {
+                    seg[2 * cnt] = n - half;
+                    seg[2 * cnt + 1] = half;
+                }
+                cnt++;
+            }
+        } else {
+            while (s0 < n) {
+                const int64_t e0 = shifted && s0 == 0 && half > 0 ? half : s0 + g;
+                const int64_t e = e0 < n ? e0 : n;
+                if (pass) {
+                    seg[2 * cnt] = s0;
+                    seg[2 * cnt + 1] = e;
+                }
+                cnt++;
+                s0 = e;
+            }
+        }
+        if (!pass && cnt > cap)
+            return lcx_fail(LCX_E_INVALID, "%s: %" PRId64 " segments do not fit cap %" PRId64, op, cnt, cap);
+    }
+    *n_segments = cnt;
+    return LCX_OK;
+}
+
+static lcx_status lcx_attn_common(lcx_context *ctx, const char *op, const lcx_attention_params *params,
+                                  const lcx_s2_params *s2, const lcx_tensor *q, const lcx_tensor *k,
+                                  const lcx_tensor *v, const lcx_tensor *out, float *lse)
+{
     lcx_attention_params pd;
     lcx_attention_params_default(&pd);
     const lcx_attention_params *p = params ? params : &pd;
@@ -515,6 +713,36 @@ lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *p
     } else {
         j.n_seqs = B;
     }
+    if (s2) {
+        const int64_t g = s2->group_size;
+        const int32_t h0 = s2->shifted_head_start < 0 ? (int32_t)(H / 2) : s2->shifted_head_start;
+        if ((int)s2->mode < LCX_S2_ROLL || (int)s2->mode > LCX_S2_RAGGED)
+            return lcx_fail(LCX_E_INVALID, "%s: unknown mode %d", op, (int)s2->mode);
+        if (Sq != Sk)
+            return lcx_fail(LCX_E_INVALID, "%s: seq_q %" PRId64 " must equal seq_k %" PRId64, op, Sq, Sk);
+        if (g < 1 || g > Sq)
+            return lcx_fail(LCX_E_INVALID, "%s: group_size %" PRId64 " must be in 1..seq (%" PRId64 ")", op, g, Sq);
+        if (s2->shifted_head_start < -1 || h0 > H)
+            return lcx_fail(LCX_E_INVALID, "%s: shifted_head_start %" PRId32 " is outside [0, heads %" PRId64 "]",
+                            op, s2->shifted_head_start, H);
+        if (s2->shift != 1 && s2->shift != -1)
+            return lcx_fail(LCX_E_INVALID, "%s: shift %" PRId32 " must be +1 or -1", op, s2->shift);
+        if (s2->exact_odd_group != 0 && s2->exact_odd_group != 1)
+            return lcx_fail(LCX_E_INVALID, "%s: exact_odd_group %" PRId32 " must be 0 or 1", op, s2->exact_odd_group);
+        if (g % 2 && !s2->exact_odd_group)
+            return lcx_fail(LCX_E_INVALID, "%s: group_size %" PRId64 " is odd (set exact_odd_group to reproduce "
+                            "LongLoRA's off-by-one)", op, g);
+        if (s2->mode != LCX_S2_RAGGED && Sq % g)
+            return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 " is not a multiple of group_size %" PRId64
+                            " (only RAGGED allows that)", op, Sq, g);
+        j.s2 = 1 + (int)s2->mode;
+        j.g = g;
+        j.h0 = h0;
+        /* torch.roll amounts: forward floor(-g/2), back floor(g/2); mirrored for shift -1 */
+        const int64_t f = -((g + 1) / 2), bk = g / 2;
+        j.fwd = s2->shift > 0 ? f : -f;
+        j.back = s2->shift > 0 ? bk : -bk;
+    }
     if (ctx->device != LCX_DEVICE_CPU)
         return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
     if (B == 0 || Sq == 0 || H == 0 || Dv == 0)
@@ -545,7 +773,7 @@ lcx_status lcx_attention_forward(lcx_context *ctx, const lcx_attention_params *p
         j.bq = Sq; /* no larger tiles (and split buffers) than the queries need */
     j.hg = 1;
     /* decode shapes split the keys into fixed chunks (never for varlen) */
-    j.n_chunks = !j.cu_q && Sq <= LCX_ATTN_SPLIT_MAX_Q && Sk > 2 * LCX_ATTN_CHUNK
+    j.n_chunks = !j.cu_q && !j.s2 && Sq <= LCX_ATTN_SPLIT_MAX_Q && Sk > 2 * LCX_ATTN_CHUNK
                      ? (Sk + LCX_ATTN_CHUNK - 1) / LCX_ATTN_CHUNK
                      : 1;
     if (j.n_chunks > 1 && j.G * Sq <= LCX_ATTN_DIRECT_ROWS) {

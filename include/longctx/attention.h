@@ -56,6 +56,54 @@ LCX_API lcx_status lcx_attention_merge(struct lcx_context *ctx, const lcx_tensor
                                        const lcx_tensor *out_b, const float *lse_b, const lcx_tensor *out,
                                        float *lse);
 
+/* ------------------------------------------------------------------ */
+/* S2-Attn: LongLoRA's shifted sparse attention (arXiv 2309.12307)     */
+/* ------------------------------------------------------------------ */
+
+typedef enum lcx_s2_mode {
+    LCX_S2_ROLL = 0,     /**< non-flash path: shifted heads rolled by -g/2, with the wrap-around group */
+    LCX_S2_SEGMENTS = 1, /**< flash varlen path: shifted segments [0,g/2), [g/2+kg, g/2+(k+1)g), ... */
+    LCX_S2_RAGGED = 2    /**< SFT path: like SEGMENTS, seq need not be a multiple of g (ragged last) */
+} lcx_s2_mode;
+
+typedef struct lcx_s2_params {
+    size_t struct_size;         /**< sizeof(lcx_s2_params) */
+    int64_t group_size;         /**< g, 1..seq (LongLoRA: lcx_s2_default_group_size(seq)) */
+    lcx_s2_mode mode;
+    int32_t shifted_head_start; /**< first shifted query head; -1 = heads / 2 (LongLoRA) */
+    int32_t shift;              /**< +1: LongLoRA's roll (forward floor(-g/2), back floor(g/2)); -1: mirrored */
+    double scale;               /**< 0 = 1/sqrt(head_dim) */
+    int32_t exact_odd_group;    /**< allow odd g and reproduce LongLoRA's off-by-one (ROLL: the
+                                     output of token p is the shifted result of token p+1) */
+} lcx_s2_params;
+
+/** Defaults: group_size 0 (set it: the call refuses g <= 0), SEGMENTS
+ *  (LongLoRA's current flash path), shifted heads from heads/2, LongLoRA's
+ *  shift, 1/sqrt(d), odd g refused. */
+LCX_API void lcx_s2_params_default(lcx_s2_params *p);
+
+/** LongLoRA's default group size for a sequence: int(seq / 4) (0 below 4). */
+LCX_API int64_t lcx_s2_default_group_size(int64_t seq_len);
+
+/** S2-Attn forward with the tensor conventions of lcx_attention_forward
+ *  (seq_q = seq_k, causal within each group, GQA with kv_heads dividing heads:
+ *  query head h reads kv head h / (heads / kv_heads), never materialised).
+ *  The shift is index arithmetic: no rolled copies. Invalid: group_size <= 0
+ *  or > seq, shifted_head_start outside [0, heads], unknown mode or shift,
+ *  odd g without exact_odd_group, seq not a multiple of g for ROLL and
+ *  SEGMENTS. */
+LCX_API lcx_status lcx_attention_s2_forward(struct lcx_context *ctx, const lcx_s2_params *params,
+                                            const lcx_tensor *q, const lcx_tensor *k, const lcx_tensor *v,
+                                            const lcx_tensor *out, float *lse);
+
+/** The segments of one head kind (shifted 0/1) for a sequence, as
+ *  [start, end) pairs in original token order written to seg (capacity
+ *  2 * cap entries); ROLL's wrap-around group is returned as the pair
+ *  (seq - g/2, g/2) with start > end: local order tail then head. For
+ *  callers that drive their own varlen attention. */
+LCX_API lcx_status lcx_s2_segments(lcx_s2_mode mode, int64_t seq_len, int64_t group_size, int32_t shifted,
+                                   int64_t *seg, int64_t cap, int64_t *n_segments);
+
 #ifdef __cplusplus
 }
 #endif
