@@ -16,6 +16,7 @@ bash scripts/deps.sh --test || exit 1
 
 fail=0
 logs=()
+failed_steps=()
 step() { printf '\n=== %s ===\n' "$*"; }
 setup() { # dir, args...
     local dir=$1; shift
@@ -32,10 +33,11 @@ build_and_test() { # dir, label
     if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
         tail -50 "$dir.build.log"
         echo "$label: BUILD FAILED"
+        failed_steps+=("$label build")
         fail=1
         return 1
     fi
-    meson test -C "$dir" --print-errorlogs --num-processes 2 || fail=1
+    meson test -C "$dir" --print-errorlogs --num-processes 2 || { fail=1; failed_steps+=("$label tests"); }
     logs+=("$dir/meson-logs/testlog.json")
 }
 
@@ -50,7 +52,7 @@ if setup build-ci --prefix="$root/_install" -Dbuildtype=release -Dwerror=true; t
         echo "CUDA: no nvcc on this machine; backend not built"
     fi
 else
-    fail=1
+    fail=1; failed_steps+=("meson setup")
 fi
 
 step "ASan + UBSan build and tests"
@@ -60,7 +62,7 @@ if setup build-ci-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined
         -Dcuda=disabled -Dbench=false; then
     build_and_test build-ci-asan sanitizers
 else
-    fail=1
+    fail=1; failed_steps+=("meson setup")
 fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
@@ -69,15 +71,15 @@ if setup build-ci-aarch64 --cross-file cross/aarch64-linux-gnu.ini -Dbuildtype=r
         -Dbench=false; then
     build_and_test build-ci-aarch64 aarch64
 else
-    fail=1
+    fail=1; failed_steps+=("meson setup")
 fi
 
 step "install and out-of-tree consumers"
 rm -rf _install
-if meson install -C build-ci --quiet && bash scripts/check-outoftree.sh _install; then :; else fail=1; fi
+if meson install -C build-ci --quiet && bash scripts/check-outoftree.sh _install; then :; else fail=1; failed_steps+=("install/out-of-tree"); fi
 
 step "longctx-bench smoke run"
-./build-ci/bench/longctx-bench --quick --json build-ci/bench.json convert || fail=1
+./build-ci/bench/longctx-bench --quick --json build-ci/bench.json convert || { fail=1; failed_steps+=("bench smoke"); }
 
 step "summary"
 python3 - "${logs[@]}" <<'PY' || fail=1
@@ -93,4 +95,6 @@ for path in sys.argv[1:]:
 print(f"{p} passed, {f} failed, {s} skipped")
 sys.exit(1 if f else 0)
 PY
+if [ ${#failed_steps[@]} -gt 0 ]; then echo "failed steps: ${failed_steps[*]}"; fi
+[ $fail -eq 0 ] && echo "CI: PASS" || echo "CI: FAIL"
 exit $fail
