@@ -116,8 +116,8 @@ static void run_s2(const s2case *c, lcx_rng *rng, const char *what)
     p.mode = c->mode;
     p.shifted_head_start = c->h0;
     p.exact_odd_group = c->exact;
-    const int32_t threads[2] = {1, 0};
-    for (int ti = 0; ti < 2; ti++) {
+    const int32_t threads[3] = {1, 3, 0}; /* 3: an uneven split on any machine */
+    for (int ti = 0; ti < 3; ti++) {
         lcx_context *ctx = lcx_test_context(threads[ti]);
         if (lcx_attention_s2_forward(ctx, &p, &tq, &tk, &tv, &to, NULL) != LCX_OK)
             lcx_fail_msg("%s: %s", what, lcx_last_error());
