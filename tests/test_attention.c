@@ -370,10 +370,7 @@ static void test_attention_merge(void **state)
 static void test_attention_golden_full_causal(void **state)
 {
     (void)state;
-    const char *dir = getenv("LONGCTX_GOLDEN_DIR");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/s2attn.json", dir ? dir : "../shared/golden");
-    lcx_json *g = lcx_json_load(path);
+    lcx_json *g = lcx_golden_load("s2attn.json");
     if (!g)
         skip();
     const lcx_json *cfgs = lcx_json_get(g, "configs");

@@ -19,10 +19,7 @@ static lcx_json *golden;
 static const lcx_json *golden_configs(void)
 {
     if (!golden) {
-        const char *dir = getenv("LONGCTX_GOLDEN_DIR");
-        char path[1024];
-        snprintf(path, sizeof path, "%s/rope_hf.json", dir ? dir : "../shared/golden");
-        golden = lcx_json_load(path);
+        golden = lcx_golden_load("rope_hf.json");
         if (!golden)
             return NULL;
     }

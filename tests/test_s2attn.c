@@ -175,10 +175,7 @@ static void test_s2_oracle(void **state)
 static void test_s2_golden(void **state)
 {
     (void)state;
-    const char *dir = getenv("LONGCTX_GOLDEN_DIR");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/s2attn.json", dir ? dir : "../shared/golden");
-    lcx_json *gj = lcx_json_load(path);
+    lcx_json *gj = lcx_golden_load("s2attn.json");
     if (!gj)
         skip();
     const lcx_json *cfgs = lcx_json_get(gj, "configs");

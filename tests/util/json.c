@@ -203,3 +203,11 @@ size_t lcx_json_nums(const lcx_json *arr, double *out, size_t cap)
         out[i] = arr->items[i].num;
     return n;
 }
+
+lcx_json *lcx_golden_load(const char *name)
+{
+    const char *dir = getenv("LONGCTX_GOLDEN_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "../shared/golden", name);
+    return lcx_json_load(path);
+}

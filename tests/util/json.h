@@ -18,6 +18,9 @@ typedef struct lcx_json {
 
 /* Parse a file; NULL (with a message on stderr) if it cannot be read or parsed. */
 lcx_json *lcx_json_load(const char *path);
+/* A golden reference file by name, from $LONGCTX_GOLDEN_DIR (the build sets
+ * it) or ../shared/golden; NULL if absent. */
+lcx_json *lcx_golden_load(const char *name);
 void lcx_json_free(lcx_json *j);
 /* Member of an object, or NULL. */
 const lcx_json *lcx_json_get(const lcx_json *obj, const char *key);
