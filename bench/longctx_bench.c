@@ -455,14 +455,17 @@ static void bench_logprobs(const bench_opts *o)
 typedef struct attn_job {
     lcx_context *ctx;
     lcx_attention_params p;
+    const lcx_s2_params *s2; /* S2-Attn instead of p when set */
     lcx_tensor q, k, v, o;
 } attn_job;
 
 static void attn_run(void *arg)
 {
     attn_job *j = arg;
-    if (lcx_attention_forward(j->ctx, &j->p, &j->q, &j->k, &j->v, &j->o, NULL) != LCX_OK) {
-        fprintf(stderr, "longctx-bench: attention: %s\n", lcx_last_error());
+    const lcx_status st = j->s2 ? lcx_attention_s2_forward(j->ctx, j->s2, &j->q, &j->k, &j->v, &j->o, NULL)
+                                : lcx_attention_forward(j->ctx, &j->p, &j->q, &j->k, &j->v, &j->o, NULL);
+    if (st != LCX_OK) {
+        fprintf(stderr, "longctx-bench: %s: %s\n", j->s2 ? "s2attn" : "attention", lcx_last_error());
         exit(1);
     }
 }
@@ -547,7 +550,7 @@ static void bench_attention(const bench_opts *o)
                         lcx_context *ctx = make_ctx(o->isas[ii], t);
                         if (!ctx)
                             continue;
-                        attn_job j;
+                        attn_job j = {0};
                         j.ctx = ctx;
                         lcx_attention_params_default(&j.p);
                         j.p.causal = causal;
@@ -623,7 +626,7 @@ static void bench_attention(const bench_opts *o)
                 lcx_context *ctx = make_ctx(o->isas[ii], t);
                 if (!ctx)
                     continue;
-                attn_job j;
+                attn_job j = {0};
                 j.ctx = ctx;
                 lcx_attention_params_default(&j.p);
                 j.p.causal = 1;
@@ -651,21 +654,6 @@ static void bench_attention(const bench_opts *o)
 
 /* ---------------- S2-Attn ---------------- */
 
-typedef struct s2_job {
-    lcx_context *ctx;
-    lcx_s2_params p;
-    lcx_tensor q, k, v, o;
-} s2_job;
-
-static void s2_run(void *arg)
-{
-    s2_job *j = arg;
-    if (lcx_attention_s2_forward(j->ctx, &j->p, &j->q, &j->k, &j->v, &j->o, NULL) != LCX_OK) {
-        fprintf(stderr, "longctx-bench: s2attn: %s\n", lcx_last_error());
-        exit(1);
-    }
-}
-
 static void bench_s2(const bench_opts *o)
 {
     const int64_t H = 8, HKV = 2, D = 64;
@@ -692,7 +680,7 @@ static void bench_s2(const bench_opts *o)
                 lcx_context *ctx = make_ctx(o->isas[ii], t);
                 if (!ctx)
                     continue;
-                attn_job a;
+                attn_job a = {0};
                 a.ctx = ctx;
                 lcx_attention_params_default(&a.p);
                 a.p.causal = 1;
@@ -706,15 +694,12 @@ static void bench_s2(const bench_opts *o)
                 for (int gi = 0; gi < 2; gi++) {
                     if (gs[gi] > S || (gi == 1 && S % 2048))
                         continue;
-                    s2_job j;
-                    j.ctx = ctx;
-                    lcx_s2_params_default(&j.p);
-                    j.p.group_size = gs[gi];
-                    j.q = a.q;
-                    j.k = a.k;
-                    j.v = a.v;
-                    j.o = a.o;
-                    const stats s = time_it(s2_run, &j, o->reps);
+                    lcx_s2_params sp;
+                    lcx_s2_params_default(&sp);
+                    sp.group_size = gs[gi];
+                    attn_job j = a;
+                    j.s2 = &sp;
+                    const stats s = time_it(attn_run, &j, o->reps);
                     const double flops = 4.0 * (double)S * (double)gs[gi] * H * D / 2;
                     printf("%-7lld %-6lld %-8s %3d %10.2f %10.2f %10.1f %8.4f %8.4f\n", (long long)S,
                            (long long)gs[gi], lcx_isa_name((lcx_isa)o->isas[ii]), t, s.med * 1e3, sc.med * 1e3,
