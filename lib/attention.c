@@ -181,6 +181,14 @@ static inline int64_t lcx_qsrc(const lcx_attn_job *j, int64_t h, int64_t i, int6
     return lcx_mod(lcx_mod(i - j->back, lq) - j->fwd, lq);
 }
 
+/* query head of tile row r (rows: kv head of the item, then query head
+ * within the group, then query position) */
+static inline int64_t lcx_row_head(const lcx_attn_job *j, int64_t kvh, int64_t r, int64_t nq)
+{
+    const int64_t rph = j->G * nq;
+    return (kvh + r / rph) * j->G + (r % rph) / nq;
+}
+
 /* One tile pass over keys [klo, khi] for the rows of item (seq, kvh, qblk):
  * leaves the unnormalised output O, row max m and sum l in the worker slot. */
 typedef struct lcx_tile {
@@ -297,7 +305,7 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
             cut = 0;
             for (int64_t r = 0; r < R && !cut; r++) {
                 int64_t lo[2], hi[2];
-                const int nv = lcx_rowvis(j, (kvh + r / rph) * G + (r % rph) / nq, i0 + r % nq, lq, lk, lo, hi);
+                const int nv = lcx_rowvis(j, lcx_row_head(j, kvh, r, nq), i0 + r % nq, lq, lk, lo, hi);
                 int cov = 0;
                 for (int x = 0; x < nv; x++)
                     cov |= lo[x] <= kb && kb + nk - 1 <= hi[x];
@@ -316,7 +324,7 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                     s[jj] = j->softcap * tanhf(s[jj] / j->softcap);
             if (need_mask) {
                 int64_t lo[2], hi[2];
-                const int nv = lcx_rowvis(j, (kvh + r / rph) * G + (r % rph) / nq, i0 + r % nq, lq, lk, lo, hi);
+                const int nv = lcx_rowvis(j, lcx_row_head(j, kvh, r, nq), i0 + r % nq, lq, lk, lo, hi);
                 for (int64_t jj = 0; jj < n16; jj++) {
                     int vis = jj < nk && kb + jj >= lo[0] && kb + jj <= hi[0];
                     if (nv > 1)
@@ -586,19 +594,34 @@ lcx_status lcx_attention_s2_forward(lcx_context *ctx, const lcx_s2_params *s2, c
     return lcx_attn_common(ctx, op, &p, s2, q, k, v, out, lse);
 }
 
+/* the checks lcx_attention_s2_forward and lcx_s2_segments share */
+static lcx_status lcx_s2_check(const char *op, lcx_s2_mode mode, int64_t n, int64_t g, int odd_ok)
+{
+    if ((int)mode < LCX_S2_ROLL || (int)mode > LCX_S2_RAGGED)
+        return lcx_fail(LCX_E_INVALID, "%s: unknown mode %d", op, (int)mode);
+    if (g < 1 || g > n)
+        return lcx_fail(LCX_E_INVALID, "%s: group_size %" PRId64 " must be in 1..seq (%" PRId64 ")", op, g, n);
+    if (g % 2 && !odd_ok)
+        return lcx_fail(LCX_E_INVALID, "%s: group_size %" PRId64 " is odd (set exact_odd_group to reproduce "
+                        "LongLoRA's off-by-one)", op, g);
+    if (mode != LCX_S2_RAGGED && n % g)
+        return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 " is not a multiple of group_size %" PRId64
+                        " (only RAGGED allows that)", op, n, g);
+    return LCX_OK;
+}
+
 lcx_status lcx_s2_segments(lcx_s2_mode mode, int64_t n, int64_t g, int32_t shifted, int64_t *seg, int64_t cap,
                            int64_t *n_segments)
 {
     const char *op = "s2_segments";
     if (!seg || !n_segments)
         return lcx_fail(LCX_E_INVALID, "%s: %s is NULL", op, !seg ? "seg" : "n_segments");
-    if ((int)mode < LCX_S2_ROLL || (int)mode > LCX_S2_RAGGED)
-        return lcx_fail(LCX_E_INVALID, "%s: unknown mode %d", op, (int)mode);
-    if (n < 1 || g < 1 || g > n || (shifted != 0 && shifted != 1) || cap < 0)
-        return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 ", group_size %" PRId64 ", shifted %" PRId32
-                        " out of range", op, n, g, shifted);
-    if (mode != LCX_S2_RAGGED && n % g)
-        return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 " is not a multiple of group_size %" PRId64, op, n, g);
+    if (n < 1 || (shifted != 0 && shifted != 1) || cap < 0)
+        return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 ", shifted %" PRId32 ", cap %" PRId64 " out of range", op,
+                        n, shifted, cap);
+    lcx_status st = lcx_s2_check(op, mode, n, g, 1);
+    if (st != LCX_OK)
+        return st;
     int64_t cnt = 0;
     const int64_t half = g / 2;
     /* count first, so nothing is written when cap is too small */
@@ -716,12 +739,8 @@ static lcx_status lcx_attn_common(lcx_context *ctx, const char *op, const lcx_at
     if (s2) {
         const int64_t g = s2->group_size;
         const int32_t h0 = s2->shifted_head_start < 0 ? (int32_t)(H / 2) : s2->shifted_head_start;
-        if ((int)s2->mode < LCX_S2_ROLL || (int)s2->mode > LCX_S2_RAGGED)
-            return lcx_fail(LCX_E_INVALID, "%s: unknown mode %d", op, (int)s2->mode);
         if (Sq != Sk)
             return lcx_fail(LCX_E_INVALID, "%s: seq_q %" PRId64 " must equal seq_k %" PRId64, op, Sq, Sk);
-        if (g < 1 || g > Sq)
-            return lcx_fail(LCX_E_INVALID, "%s: group_size %" PRId64 " must be in 1..seq (%" PRId64 ")", op, g, Sq);
         if (s2->shifted_head_start < -1 || h0 > H)
             return lcx_fail(LCX_E_INVALID, "%s: shifted_head_start %" PRId32 " is outside [0, heads %" PRId64 "]",
                             op, s2->shifted_head_start, H);
@@ -729,12 +748,8 @@ static lcx_status lcx_attn_common(lcx_context *ctx, const char *op, const lcx_at
             return lcx_fail(LCX_E_INVALID, "%s: shift %" PRId32 " must be +1 or -1", op, s2->shift);
         if (s2->exact_odd_group != 0 && s2->exact_odd_group != 1)
             return lcx_fail(LCX_E_INVALID, "%s: exact_odd_group %" PRId32 " must be 0 or 1", op, s2->exact_odd_group);
-        if (g % 2 && !s2->exact_odd_group)
-            return lcx_fail(LCX_E_INVALID, "%s: group_size %" PRId64 " is odd (set exact_odd_group to reproduce "
-                            "LongLoRA's off-by-one)", op, g);
-        if (s2->mode != LCX_S2_RAGGED && Sq % g)
-            return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 " is not a multiple of group_size %" PRId64
-                            " (only RAGGED allows that)", op, Sq, g);
+        if ((st = lcx_s2_check(op, s2->mode, Sq, g, s2->exact_odd_group)) != LCX_OK)
+            return st;
         j.s2 = 1 + (int)s2->mode;
         j.g = g;
         j.h0 = h0;
