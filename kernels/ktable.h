@@ -41,7 +41,16 @@ typedef struct lcx_ktable {
     /* tuning values live beside the kernels (BLIS style) */
     int bench_fma_lanes;            /* f32 lanes per accumulator of bench_fma */
     int bench_fma_accs;             /* independent accumulators (2 flops/lane/iter) */
+    int gemm_mr, gemm_nr;           /* gemm_ukr tile: rows (broadcast) x columns (vector) */
+    int gemm_rows_mr, gemm_rows_nt; /* gemm_rows tile: weight rows x tokens (vector lanes) */
 } lcx_ktable;
+
+/* Row stride (elements) of f32 weight rows for which gemm_rows kernels have
+ * a fast path: row offsets become immediates. Callers copy weight blocks of
+ * at most LCX_GEMM_ROWS_KB columns into buffers of this stride (not a
+ * power of two, so rows read in lockstep spread over the L1 sets). */
+#define LCX_GEMM_ROWS_LD 144
+#define LCX_GEMM_ROWS_KB 128
 
 /* Install `fn` in slot `op` and record its name. */
 #define LCX_KSET(t, op, fn) ((t)->op = (fn), (t)->impl[LCX_OP_##op] = #fn)

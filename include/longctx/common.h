@@ -86,7 +86,7 @@ LCX_API const char *lcx_dtype_name(lcx_dtype dtype);
 #define LCX_MAX_DIMS 4
 
 /** A strided view of memory. Dimension ndim-1 is the innermost; its stride
- *  must be 1. Strides are in elements, not bytes, and must be >= 0. Entries
+ *  must be 1 (the LoRA ops of lora.h also accept other inner strides). Strides are in elements, not bytes, and must be >= 0. Entries
  *  of shape/stride at index >= ndim are ignored. */
 typedef struct lcx_tensor {
     void *data;

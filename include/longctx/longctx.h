@@ -158,5 +158,6 @@ LCX_API lcx_status lcx_context_synchronize(lcx_context *ctx);
 #include "longctx/positions.h"
 #include "longctx/recipe.h"
 #include "longctx/attention.h"
+#include "longctx/lora.h"
 
 #endif /* LONGCTX_LONGCTX_H */

@@ -24,4 +24,11 @@ void lcx_table_init_avx2(lcx_ktable *t, unsigned features)
     LCX_KSET(t, rope_rot_interleaved_x16, lcx_k_rope_rot_interleaved_x16__avx2);
     t->bench_fma_lanes = 8;
     t->bench_fma_accs = 12;
+    LCX_KSET(t, gemm_ukr, lcx_k_gemm_ukr__avx2);
+    LCX_KSET(t, gemm_pack, lcx_k_gemm_pack__avx2);
+    LCX_KSET(t, gemm_rows, lcx_k_gemm_rows__avx2);
+    t->gemm_mr = 6;
+    t->gemm_nr = 16;
+    t->gemm_rows_mr = 12;
+    t->gemm_rows_nt = 8;
 }

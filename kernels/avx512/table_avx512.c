@@ -23,6 +23,13 @@ void lcx_table_init_avx512(lcx_ktable *t, unsigned features)
     LCX_KSET(t, rope_rot_interleaved_x16, lcx_k_rope_rot_interleaved_x16__avx512);
     t->bench_fma_lanes = 16;
     t->bench_fma_accs = 12;
+    LCX_KSET(t, gemm_ukr, lcx_k_gemm_ukr__avx512);
+    LCX_KSET(t, gemm_pack, lcx_k_gemm_pack__avx512);
+    LCX_KSET(t, gemm_rows, lcx_k_gemm_rows__avx512);
+    t->gemm_mr = 12;
+    t->gemm_nr = 32;
+    t->gemm_rows_mr = 24;
+    t->gemm_rows_nt = 16;
 #if defined(LCX_HAVE_AVX512BF16)
     lcx_table_init_avx512bf16(t, features);
 #else

@@ -24,4 +24,11 @@ void lcx_table_init_neon(lcx_ktable *t, unsigned features)
     LCX_KSET(t, rope_rot_interleaved_x16, lcx_k_rope_rot_interleaved_x16__neon);
     t->bench_fma_lanes = 4;
     t->bench_fma_accs = 12;
+    LCX_KSET(t, gemm_ukr, lcx_k_gemm_ukr__neon);
+    LCX_KSET(t, gemm_pack, lcx_k_gemm_pack__neon);
+    LCX_KSET(t, gemm_rows, lcx_k_gemm_rows__neon);
+    t->gemm_mr = 8;
+    t->gemm_nr = 12;
+    t->gemm_rows_mr = 12;
+    t->gemm_rows_nt = 8;
 }

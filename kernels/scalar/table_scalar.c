@@ -15,4 +15,8 @@ void lcx_table_init_scalar(lcx_ktable *t)
 #undef LCX_OP
     t->bench_fma_lanes = 1;
     t->bench_fma_accs = 8;
+    t->gemm_mr = 4;
+    t->gemm_nr = 8;
+    t->gemm_rows_mr = 4;
+    t->gemm_rows_nt = 4;
 }
