@@ -629,18 +629,20 @@ lcx_status lcx_s2_segments(lcx_s2_mode mode, int64_t n, int64_t g, int32_t shift
         cnt = 0;
         int64_t s0 = 0;
         if (shifted && mode == LCX_S2_ROLL) {
-            for (int64_t st = half; st + g <= n; st += g, cnt++)
+            /* the roll is by -ceil(g/2) (odd g: the reference's -g//2), so
+             * groups start at ceil(g/2) and the wrap-around group is the
+             * last floor(g/2) tokens, then the first ceil(g/2) */
+            const int64_t head = g - half;
+            for (int64_t st = head; st + g <= n; st += g, cnt++)
                 if (pass) {
                     seg[2 * cnt] = st;
                     seg[2 * cnt + 1] = st + g;
                 }
-            if (half > 0) { /* the wrap-around group: tail then head */
-                if (pass) {
-                    seg[2 * cnt] = n - half;
-                    seg[2 * cnt + 1] = half;
-                }
-                cnt++;
+            if (pass) {
+                seg[2 * cnt] = half > 0 ? n - half : 0;
+                seg[2 * cnt + 1] = head;
             }
+            cnt++;
         } else {
             while (s0 < n) {
                 const int64_t e0 = shifted && s0 == 0 && half > 0 ? half : s0 + g;

@@ -371,6 +371,20 @@ done:;
     assert_int_equal(lcx_s2_default_group_size(8192), 2048);
     int64_t seg[8], ns;
     assert_int_equal(lcx_s2_segments(LCX_S2_SEGMENTS, 64, 16, 1, seg, 3, &ns), LCX_E_INVALID); /* 5 segments */
+    /* odd g, ROLL: the roll is by -ceil(g/2), so the shifted groups of 15
+     * tokens in threes are {2,3,4} .. {11,12,13} and {14, 0, 1}; g = 1
+     * leaves token 0 alone at the end */
+    int64_t odd[16], nodd;
+    const int64_t want15[10] = {2, 5, 5, 8, 8, 11, 11, 14, 14, 2};
+    assert_int_equal(lcx_s2_segments(LCX_S2_ROLL, 15, 3, 1, odd, 8, &nodd), LCX_OK);
+    assert_int_equal(nodd, 5);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(odd[i], want15[i]);
+    const int64_t want4[8] = {1, 2, 2, 3, 3, 4, 0, 1};
+    assert_int_equal(lcx_s2_segments(LCX_S2_ROLL, 4, 1, 1, odd, 8, &nodd), LCX_OK);
+    assert_int_equal(nodd, 4);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(odd[i], want4[i]);
     lcx_context_destroy(ctx);
 }
 

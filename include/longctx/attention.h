@@ -98,8 +98,10 @@ LCX_API lcx_status lcx_attention_s2_forward(struct lcx_context *ctx, const lcx_s
 
 /** The segments of one head kind (shifted 0/1) for a sequence, as
  *  [start, end) pairs in original token order written to seg (capacity
- *  2 * cap entries); ROLL's wrap-around group is returned as the pair
- *  (seq - g/2, g/2) with start > end: local order tail then head. For
+ *  2 * cap entries); ROLL's shifted groups start at ceil(g/2) (the roll is
+ *  by -ceil(g/2): for odd g, the reference's -g//2) and the wrap-around
+ *  group is returned as the pair (seq - floor(g/2), ceil(g/2)) with start >
+ *  end: local order tail then head (for g = 1, the plain segment [0, 1)). For
  *  callers that drive their own varlen attention. */
 LCX_API lcx_status lcx_s2_segments(lcx_s2_mode mode, int64_t seq_len, int64_t group_size, int32_t shifted,
                                    int64_t *seg, int64_t cap, int64_t *n_segments);
