@@ -64,7 +64,9 @@ LCX_API lcx_status lcx_impact_topk(const float *scores, const int64_t *token_ids
 
 /** Fitness of one individual (lower is better, e.g. the perplexity of the
  *  model with these rescale factors and n_hat). Return 0 on success; any
- *  other value stops the search with LCX_E_CALLBACK. */
+ *  other value stops the search with LCX_E_CALLBACK. A NaN fitness counts
+ *  as +inf (never selected while a finite one exists), so the reported
+ *  best fitness is +inf only if no individual had a finite one. */
 typedef int (*lcx_longrope_fitness_fn)(void *user, const double *factors, int32_t n_factors, int64_t n_hat,
                                        double *fitness);
 /** Called after every iteration with the best fitness so far. */
