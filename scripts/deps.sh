@@ -3,13 +3,15 @@
 #   scripts/deps.sh            build + demo: compiler, meson, sleef, hwloc
 #   scripts/deps.sh --test     + CMocka, cmake, libudev-dev (static link check),
 #                                the aarch64 cross toolchain, qemu-user and the
-#                                arm64 -dev packages (NEON tests under qemu)
+#                                arm64 -dev packages (NEON tests under qemu),
+#                                python3-numpy (Python binding tests), Open MPI
+#                                (the ring attention example's tests)
 set -euo pipefail
 want=(gcc pkg-config meson ninja-build libsleef-dev libhwloc-dev libopenblas-dev)
 cross=0
 if [ "${1:-}" = "--test" ]; then
-    want+=(libcmocka-dev cmake libudev-dev gcc-aarch64-linux-gnu qemu-user
-           libsleef-dev:arm64 libhwloc-dev:arm64 libcmocka-dev:arm64)
+    want+=(libcmocka-dev cmake libudev-dev gcc-aarch64-linux-gnu qemu-user python3-numpy
+           libsleef-dev:arm64 libhwloc-dev:arm64 libcmocka-dev:arm64 libopenmpi-dev openmpi-bin)
     cross=1
 fi
 SUDO=
