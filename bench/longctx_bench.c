@@ -10,7 +10,8 @@
  * fraction of the ceiling at the same thread count.
  *
  *   longctx-bench [--json FILE] [--isa LIST] [--threads LIST] [--mb N]
- *                 [--reps N] [--seq LIST] [--quick] [ceilings|convert|merge|logprobs|rope|attention|s2attn ...]
+ *                 [--reps N] [--seq LIST] [--tokens LIST] [--rank LIST] [--dtype LIST] [--quick]
+ *                 [ceilings|convert|merge|logprobs|rope|attention|s2attn|lora ...]
  */
 #include <inttypes.h>
 #include <math.h>
@@ -30,11 +31,17 @@ typedef struct bench_opts {
     int threads[16], n_threads;
     double mb;          /* working-set size of streaming benchmarks, MiB */
     int reps;
-    int want_ceilings, want_convert, want_rope, want_merge, want_logprobs, want_attention, want_s2;
+    int want_ceilings, want_convert, want_rope, want_merge, want_logprobs, want_attention, want_s2, want_lora;
     int64_t seqs[8];
     int n_seqs;
     int quick;
     const char *shape;   /* rope: only this shape (NULL = all) */
+    int isa_named;       /* --isa gave a list (not all / best) */
+    int64_t tokens[8];   /* lora: token counts (0 entries = the defaults) */
+    int n_tokens;
+    int ranks[8];        /* lora: adapter ranks */
+    int n_ranks;
+    int lora_dtypes;     /* lora: bit mask of LORA_F32.. (0 = f32 and bf16w) */
 } bench_opts;
 
 typedef struct stats { double med, min, max; } stats;
@@ -718,6 +725,578 @@ static void bench_s2(const bench_opts *o)
     }
 }
 
+/* ---------------- LoRA ---------------- */
+
+/* operand dtypes of a LoRA row: all f32; bf16 weights (W, A, B) with f32
+ * activations (x, y); all bf16 */
+enum { LORA_F32, LORA_BF16W, LORA_BF16, LORA_NDT };
+static const char *const lora_dt_name[LORA_NDT] = {"f32", "bf16w", "bf16"};
+
+/* the multi-adapter batch: 8 adapters of mixed rank, mean 16 */
+#define LORA_NAD 8
+static const int lora_ad_rank[LORA_NAD] = {4, 8, 8, 16, 16, 8, 4, 64};
+
+typedef struct lora_job {
+    lcx_context *ctx;
+    lcx_tensor x, w, a, b, y;
+    int lowrank; /* 0: the base GEMM alone (a = b = NULL) */
+    float scale;
+    const lcx_lora_adapter *ad; /* lcx_lora_batched when set */
+    int32_t n_ad;
+    const int32_t *of_token;
+} lora_job;
+
+static void lora_run(void *arg)
+{
+    lora_job *j = arg;
+    const lcx_status st = j->ad ? lcx_lora_batched(j->ctx, &j->x, j->ad, j->n_ad, j->of_token, &j->y)
+                                : lcx_lora_linear(j->ctx, &j->x, &j->w, NULL, j->lowrank ? &j->a : NULL,
+                                                  j->lowrank ? &j->b : NULL, j->scale, &j->y, 0);
+    if (st != LCX_OK) {
+        fprintf(stderr, "longctx-bench: %s: %s\n", j->ad ? "lora_batched" : "lora_linear", lcx_last_error());
+        exit(1);
+    }
+}
+
+#if defined(LCX_BENCH_OPENBLAS)
+/* the unfused path: y = x W^T (one sgemm); with a rank, u = x A^T and
+ * y += s u B^T (two more) */
+typedef struct lora_blas_job {
+    const float *x, *w, *a, *b;
+    float *y, *u;
+    int T, in, out, r;
+    float scale;
+} lora_blas_job;
+
+static void lora_blas_run(void *arg)
+{
+    lora_blas_job *j = arg;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, j->out, j->in, 1.0f, j->x, j->in, j->w, j->in, 0.0f,
+                j->y, j->out);
+    if (j->r == 0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, j->r, j->in, 1.0f, j->x, j->in, j->a, j->in, 0.0f,
+                j->u, j->r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, j->out, j->r, j->scale, j->u, j->r, j->b, j->r, 1.0f,
+                j->y, j->out);
+}
+#endif
+
+/* medians kept for the ratios and the target summary. kind 0:
+ * lcx_lora_linear (rank 0 = the base GEMM alone); 1: lcx_lora_batched with
+ * one adapter of rank 16; 2: 8 adapters, tokens round-robin; 3: 8 adapters,
+ * tokens in random blocks. isa -1: OpenBLAS. */
+enum { LORA_LINEAR, LORA_ONE, LORA_RR, LORA_BLOCKS };
+typedef struct lora_res {
+    int kind, isa, t, dt, rank;
+    int64_t T, out;
+    double sec;
+} lora_res;
+static lora_res *lora_tab;
+static int lora_n, lora_cap;
+
+static void lora_put(int kind, int isa, int t, int dt, int64_t T, int64_t out, int rank, double sec)
+{
+    if (lora_n == lora_cap) {
+        lora_cap = lora_cap ? 2 * lora_cap : 256;
+        lora_tab = realloc(lora_tab, sizeof *lora_tab * (size_t)lora_cap);
+        if (!lora_tab) {
+            fprintf(stderr, "longctx-bench: out of memory\n");
+            exit(1);
+        }
+    }
+    lora_tab[lora_n++] = (lora_res){kind, isa, t, dt, rank, T, out, sec};
+}
+
+/* the recorded median, 0 when that case did not run */
+static double lora_get(int kind, int isa, int t, int dt, int64_t T, int64_t out, int rank)
+{
+    for (int i = 0; i < lora_n; i++) {
+        const lora_res *r = &lora_tab[i];
+        if (r->kind == kind && r->isa == isa && r->t == t && r->dt == dt && r->T == T && r->out == out &&
+            r->rank == rank)
+            return r->sec;
+    }
+    return 0;
+}
+
+static void *lora_alloc(size_t bytes)
+{
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p) {
+        fprintf(stderr, "longctx-bench: out of memory for the lora buffers (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
+static uint64_t lora_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* small uniform values in [-amp, amp) from a fixed-seed xorshift */
+static void lora_fill(float *p, int64_t n, float amp, uint64_t *s)
+{
+    for (int64_t i = 0; i < n; i++)
+        p[i] = amp * ((float)(lora_next(s) >> 40) * (1.0f / 8388608.0f) - 1.0f);
+}
+
+/* an f32 operand and its bf16 copy (lcx_convert) */
+typedef struct lora_pair {
+    float *f;
+    uint16_t *h;
+} lora_pair;
+
+static lora_pair lora_make(lcx_context *cx, int64_t n, float amp, uint64_t *seed)
+{
+    lora_pair p = {lora_alloc(sizeof(float) * (size_t)n), lora_alloc(2 * (size_t)n)};
+    lora_fill(p.f, n, amp, seed);
+    lcx_tensor s, d;
+    const int64_t shape[1] = {n};
+    lcx_tensor_init(&s, p.f, LCX_F32, 1, shape);
+    lcx_tensor_init(&d, p.h, LCX_BF16, 1, shape);
+    if (lcx_convert(cx, &s, &d) != LCX_OK) {
+        fprintf(stderr, "longctx-bench: convert: %s\n", lcx_last_error());
+        exit(1);
+    }
+    return p;
+}
+
+static void lora_free(lora_pair *p)
+{
+    free(p->f);
+    free(p->h);
+    p->f = NULL;
+    p->h = NULL;
+}
+
+/* a [rows][cols] operand: the f32 data or its bf16 copy */
+static void lora_view(lcx_tensor *t, const lora_pair *p, int bf16, int64_t rows, int64_t cols)
+{
+    const int64_t shape[2] = {rows, cols};
+    lcx_tensor_init(t, bf16 ? (void *)p->h : (void *)p->f, bf16 ? LCX_BF16 : LCX_F32, 2, shape);
+}
+
+/* fewer timed runs for the big shapes; time_it's own rule (a first run of
+ * 2 s or more is the sample) covers the biggest */
+static int lora_reps(const bench_opts *o, double flops)
+{
+    const int r = flops >= 1e10 ? 1 : flops >= 1e9 ? 3 : flops >= 1e8 ? 5 : o->reps;
+    return r < o->reps ? r : o->reps;
+}
+
+static const char *lora_isa_name(int isa)
+{
+    return isa < 0 ? "openblas" : lcx_isa_name((lcx_isa)isa);
+}
+
+static const char *lora_impl(lcx_context *ctx)
+{
+    const char *k = lcx_context_kernel_name(ctx, "gemm_ukr");
+    return k ? k : "?";
+}
+
+/* the scalar kernels take minutes over the big shapes: calls of more flops
+ * than this are skipped for scalar unless --isa names it */
+#define LORA_SCALAR_MAX_FLOPS 2e9
+
+static int lora_skip(const bench_opts *o, int isa, double flops)
+{
+    return isa == LCX_ISA_SCALAR && !o->isa_named && flops > LORA_SCALAR_MAX_FLOPS;
+}
+
+/* up to this many tokens the op is bound by the weight read */
+#define LORA_BW_TOKENS 16
+
+/* one row of the lora table (and its JSON record) */
+static void lora_row(int64_t T, int64_t out, int rank, int dt, int isa, int t, stats s, double flops, double bytes,
+                     double base_sec, double blas_sec, const char *impl)
+{
+    const double g = flops / s.med * 1e-9, frac = fma_peak[t] > 0 ? g / fma_peak[t] : 0;
+    char rk[16] = "-", gb[16] = "-", cp[16] = "-", xb[16] = "-", ob[16] = "-";
+    if (rank)
+        snprintf(rk, sizeof rk, "%d", rank);
+    if (T <= LORA_BW_TOKENS) {
+        snprintf(gb, sizeof gb, "%.2f", bytes / s.med * 1e-9);
+        if (copy_gbps[t] > 0)
+            snprintf(cp, sizeof cp, "%.0f%%", 100 * bytes / s.med * 1e-9 / copy_gbps[t]);
+    }
+    if (rank && base_sec > 0)
+        snprintf(xb, sizeof xb, "%.2fx", s.med / base_sec);
+    if (blas_sec > 0)
+        snprintf(ob, sizeof ob, "%.0f%%", 100 * blas_sec / s.med);
+    printf("%-6lld %-5lld %4s %-5s %-8s %3d %10.3f %9.1f %7.0f%% %8s %8s %7s %8s  %s\n", (long long)T, (long long)out,
+           rk, lora_dt_name[dt], lora_isa_name(isa), t, s.med * 1e3, g, 100 * frac, gb, cp, xb, ob, impl);
+    char name[96];
+    if (rank)
+        snprintf(rk, sizeof rk, "r%d", rank);
+    snprintf(name, sizeof name, "lora/T%lld/out%lld/%s/%s", (long long)T, (long long)out, rank ? rk : "base",
+             isa < 0 ? (rank ? "unfused" : "sgemm") : lora_dt_name[dt]);
+    json_rec("op", name, lora_isa_name(isa), impl, t, bytes, flops, s, frac);
+}
+
+static void bench_lora_batched(const bench_opts *o, const int *isas, int n_isas, int dt_mask, int64_t in,
+                               int64_t out, const int64_t *toks, int n_toks, lcx_context *cx, uint64_t *seed);
+static void lora_targets(const bench_opts *o, const int *isas, int n_isas, int dt_mask, const int64_t *outs,
+                         int n_outs, const int64_t *toks, int n_toks, int64_t bout, const int64_t *btoks,
+                         int n_btoks);
+
+static void bench_lora(const bench_opts *o)
+{
+    const int64_t in = o->quick ? 256 : 4096;
+    const int64_t outs_full[2] = {4096, 1024}, outs_quick[1] = {256};
+    const int64_t *outs = o->quick ? outs_quick : outs_full;
+    const int n_outs = o->quick ? 1 : 2;
+    const int64_t toks_full[4] = {1, 16, 512, 4096}, toks_quick[2] = {16, 64};
+    const int64_t *toks = o->n_tokens ? o->tokens : o->quick ? toks_quick : toks_full;
+    const int n_toks = o->n_tokens ? o->n_tokens : o->quick ? 2 : 4;
+    /* multi-adapter token counts: those of the list from 64 up */
+    int64_t btoks[8];
+    int n_btoks = 0;
+    for (int ti = 0; ti < n_toks; ti++)
+        if (toks[ti] >= 64)
+            btoks[n_btoks++] = toks[ti];
+    const int ranks_full[3] = {8, 16, 64}, ranks_quick[2] = {8, 16};
+    const int *ranks = o->n_ranks ? o->ranks : o->quick ? ranks_quick : ranks_full;
+    const int n_ranks = o->n_ranks ? o->n_ranks : o->quick ? 2 : 3;
+    const int dt_mask = o->lora_dtypes ? o->lora_dtypes : (1 << LORA_F32) | (1 << LORA_BF16W);
+    /* --quick: the best ISA of the list only */
+    int isas[8], n_isas = 0;
+    for (int ii = 0; ii < o->n_isas; ii++)
+        if (!o->quick)
+            isas[n_isas++] = o->isas[ii];
+        else if (n_isas == 0 || o->isas[ii] > isas[0]) {
+            isas[0] = o->isas[ii];
+            n_isas = 1;
+        }
+    const float scale = 2.0f; /* alpha / r: LongLoRA's alpha 16 at rank 8 */
+
+    printf("\n== lora: y = x W^T + s (x A^T) B^T, in %lld%s; GFLOP/s, fraction of the FMA peak ==\n", (long long)in,
+           o->quick ? " (--quick: tiny shapes, one ISA)" : " (Llama projections)");
+    printf("   flops: base 2*T*out*in, a rank r adds 2*T*r*(in+out). tokens <= %d are bound by the weight read:\n"
+           "   GB/s = W+A+B bytes read per second, of copy = fraction of the copy ceiling (a W that fits the L3\n"
+           "   may stay there between runs). x base: time / the base GEMM's time (same dtype, ISA, threads).\n"
+           "   of blas: OpenBLAS f32 time / ours at the same tokens, out, rank and threads (base: one sgemm;\n"
+           "   rank r: the unfused sgemm + u = x A^T + y += s u B^T). bf16w: bf16 W, A, B with f32 x and y.\n"
+           "   targets (avx512, 2 threads): base f32 >= 80%% of sgemm at tokens 512; fused rank 16 <= 1.15x base;\n"
+           "   8 adapters of mixed rank <= 1.3x one adapter (summary after the multi-adapter table)\n",
+           LORA_BW_TOKENS);
+    printf("%-6s %-5s %4s %-5s %-8s %3s %10s %9s %8s %8s %8s %7s %8s  %s\n", "tokens", "out", "rank", "dtype", "isa",
+           "thr", "ms", "GFLOP/s", "of peak", "GB/s", "of copy", "x base", "of blas", "impl");
+    lcx_context *cx = make_ctx(LCX_ISA_AUTO, 1); /* the bf16 copies */
+    if (!cx)
+        exit(1);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    int rmax = 0;
+    for (int ri = 0; ri < n_ranks; ri++)
+        rmax = ranks[ri] > rmax ? ranks[ri] : rmax;
+    for (int oi = 0; oi < n_outs; oi++) {
+        const int64_t out = outs[oi];
+        /* W once per out, one A [r][in] and B [out][r] per rank */
+        lora_pair w = lora_make(cx, out * in, 0.02f, &seed), A[8], B[8];
+        for (int ri = 0; ri < n_ranks; ri++) {
+            A[ri] = lora_make(cx, (int64_t)ranks[ri] * in, 0.02f, &seed);
+            B[ri] = lora_make(cx, out * ranks[ri], 0.02f, &seed);
+        }
+        for (int ti = 0; ti < n_toks; ti++) {
+            const int64_t T = toks[ti];
+            lora_pair x = lora_make(cx, T * in, 1.0f, &seed), y = lora_make(cx, T * out, 0.0f, &seed);
+            const double fbase = 2.0 * (double)T * (double)out * (double)in;
+#if defined(LCX_BENCH_OPENBLAS)
+            float *u = lora_alloc(sizeof(float) * (size_t)(T * rmax));
+            for (int thi = 0; thi < o->n_threads; thi++) {
+                const int t = o->threads[thi];
+                openblas_set_num_threads(t);
+                for (int ri = -1; ri < n_ranks; ri++) {
+                    const int r = ri < 0 ? 0 : ranks[ri];
+                    lora_blas_job bj = {x.f, w.f, r ? A[ri].f : NULL, r ? B[ri].f : NULL, y.f, u, (int)T, (int)in,
+                                        (int)out, r, scale};
+                    const double flops = fbase + 2.0 * (double)T * r * (double)(in + out);
+                    const double bytes = 4.0 * ((double)out * (double)in + (double)r * (double)(in + out));
+                    const stats s = time_it(lora_blas_run, &bj, lora_reps(o, flops));
+                    lora_put(LORA_LINEAR, -1, t, LORA_F32, T, out, r, s.med);
+                    lora_row(T, out, r, LORA_F32, -1, t, s, flops, bytes, lora_get(LORA_LINEAR, -1, t, LORA_F32, T, out, 0),
+                             0, r ? "cblas_sgemm x3 (unfused)" : "cblas_sgemm");
+                }
+            }
+            free(u);
+#endif
+            for (int dt = 0; dt < LORA_NDT; dt++) {
+                if (!(dt_mask & (1 << dt)))
+                    continue;
+                const int wbf = dt != LORA_F32, abf = dt == LORA_BF16;
+                const double es = wbf ? 2.0 : 4.0;
+                for (int ii = 0; ii < n_isas; ii++) {
+                    if (lora_skip(o, isas[ii], fbase)) {
+                        if (dt == 0 || !(dt_mask & ((1 << dt) - 1)))
+                            printf("%-6lld %-5lld %4s %-5s %-8s (skipped: %.1f GFLOP per call; --isa scalar runs it)\n",
+                                   (long long)T, (long long)out, "", "", "scalar", fbase * 1e-9);
+                        continue;
+                    }
+                    for (int thi = 0; thi < o->n_threads; thi++) {
+                        const int t = o->threads[thi];
+                        lcx_context *ctx = make_ctx(isas[ii], t);
+                        if (!ctx)
+                            continue;
+                        lora_job j = {0};
+                        j.ctx = ctx;
+                        j.scale = scale;
+                        lora_view(&j.x, &x, abf, T, in);
+                        lora_view(&j.w, &w, wbf, out, in);
+                        lora_view(&j.y, &y, abf, T, out);
+                        for (int ri = -1; ri < n_ranks; ri++) {
+                            const int r = ri < 0 ? 0 : ranks[ri];
+                            j.lowrank = r > 0;
+                            if (r) {
+                                lora_view(&j.a, &A[ri], wbf, r, in);
+                                lora_view(&j.b, &B[ri], wbf, out, r);
+                            }
+                            const double flops = fbase + 2.0 * (double)T * r * (double)(in + out);
+                            const double bytes = es * ((double)out * (double)in + (double)r * (double)(in + out));
+                            const stats s = time_it(lora_run, &j, lora_reps(o, flops));
+                            lora_put(LORA_LINEAR, isas[ii], t, dt, T, out, r, s.med);
+                            lora_row(T, out, r, dt, isas[ii], t, s, flops, bytes,
+                                     lora_get(LORA_LINEAR, isas[ii], t, dt, T, out, 0),
+                                     lora_get(LORA_LINEAR, -1, t, LORA_F32, T, out, r), lora_impl(ctx));
+                        }
+                        lcx_context_destroy(ctx);
+                    }
+                }
+            }
+            lora_free(&x);
+            lora_free(&y);
+        }
+        lora_free(&w);
+        for (int ri = 0; ri < n_ranks; ri++) {
+            lora_free(&A[ri]);
+            lora_free(&B[ri]);
+        }
+    }
+    const int64_t bout = outs[0]; /* multi-adapter: out 4096 (--quick: 256) */
+    bench_lora_batched(o, isas, n_isas, dt_mask, in, bout, btoks, n_btoks, cx, &seed);
+    lora_targets(o, isas, n_isas, dt_mask, outs, n_outs, toks, n_toks, bout, btoks, n_btoks);
+    lcx_context_destroy(cx);
+    free(lora_tab);
+    lora_tab = NULL;
+    lora_n = lora_cap = 0;
+}
+
+/* lcx_lora_batched: 8 adapters of mixed rank against one adapter of rank 16
+ * over every token (the delta alone: y += s_i (x A_i^T) B_i^T) */
+static void bench_lora_batched(const bench_opts *o, const int *isas, int n_isas, int dt_mask, int64_t in,
+                               int64_t out, const int64_t *toks, int n_toks, lcx_context *cx, uint64_t *seed)
+{
+    int rsum = 0;
+    char rlist[64] = "";
+    for (int i = 0; i < LORA_NAD; i++) {
+        rsum += lora_ad_rank[i];
+        snprintf(rlist + strlen(rlist), sizeof rlist - strlen(rlist), "%s%d", i ? "," : "", lora_ad_rank[i]);
+    }
+    printf("\n== lora multi-adapter: lcx_lora_batched, y += s_i (x A_i^T) B_i^T, in %lld, out %lld ==\n",
+           (long long)in, (long long)out);
+    printf("   %d adapters of ranks %s (mean %.1f) against 1 adapter of rank 16 over every token;\n"
+           "   rr: token t -> adapter t %% %d; blocks: runs of 1..T/8 tokens, each to a random adapter.\n"
+           "   ratio = time of the %d / time of the 1 (target <= 1.3x); ideal = their flop ratio\n",
+           LORA_NAD, rlist, (double)rsum / LORA_NAD, LORA_NAD, LORA_NAD);
+    printf("%-6s %-6s %-5s %-8s %3s %10s %10s %9s %8s %7s %7s  %s\n", "tokens", "assign", "dtype", "isa", "thr",
+           "1 x r16 ms", "8 mixed ms", "GFLOP/s", "of peak", "ratio", "ideal", "impl");
+    if (n_toks == 0)
+        printf("(no token count >= 64 in the list)\n");
+    /* the adapters: 8 of mixed rank and the one of rank 16 */
+    lora_pair A[LORA_NAD + 1], B[LORA_NAD + 1];
+    for (int i = 0; i <= LORA_NAD; i++) {
+        const int r = i < LORA_NAD ? lora_ad_rank[i] : 16;
+        A[i] = lora_make(cx, (int64_t)r * in, 0.02f, seed);
+        B[i] = lora_make(cx, out * r, 0.02f, seed);
+    }
+    const float scale = 2.0f;
+    for (int ti = 0; ti < n_toks; ti++) {
+        const int64_t T = toks[ti];
+        lora_pair x = lora_make(cx, T * in, 1.0f, seed), y = lora_make(cx, T * out, 0.0f, seed);
+        int32_t *one = lora_alloc(sizeof(int32_t) * (size_t)T), *rr = lora_alloc(sizeof(int32_t) * (size_t)T),
+                *blk = lora_alloc(sizeof(int32_t) * (size_t)T);
+        for (int64_t t = 0; t < T; t++) {
+            one[t] = 0;
+            rr[t] = (int32_t)(t % LORA_NAD);
+        }
+        for (int64_t t = 0; t < T;) {
+            const int64_t len = 1 + (int64_t)(lora_next(seed) % (uint64_t)(T / LORA_NAD > 1 ? T / LORA_NAD : 1));
+            const int32_t ad = (int32_t)(lora_next(seed) % LORA_NAD);
+            for (int64_t k = 0; k < len && t < T; k++)
+                blk[t++] = ad;
+        }
+        const double f1 = 2.0 * (double)T * 16 * (double)(in + out);
+        double frr = 0, fblk = 0;
+        for (int64_t t = 0; t < T; t++) {
+            frr += 2.0 * lora_ad_rank[rr[t]] * (double)(in + out);
+            fblk += 2.0 * lora_ad_rank[blk[t]] * (double)(in + out);
+        }
+        for (int dt = 0; dt < LORA_NDT; dt++) {
+            if (!(dt_mask & (1 << dt)))
+                continue;
+            const int wbf = dt != LORA_F32, abf = dt == LORA_BF16;
+            lcx_lora_adapter ad[LORA_NAD + 1];
+            for (int i = 0; i <= LORA_NAD; i++) {
+                const int r = i < LORA_NAD ? lora_ad_rank[i] : 16;
+                lora_view(&ad[i].a, &A[i], wbf, r, in);
+                lora_view(&ad[i].b, &B[i], wbf, out, r);
+                ad[i].scale = scale;
+            }
+            for (int ii = 0; ii < n_isas; ii++) {
+                if (lora_skip(o, isas[ii], f1)) {
+                    if (dt == 0 || !(dt_mask & ((1 << dt) - 1)))
+                        printf("%-6lld %-6s %-5s %-8s (skipped: %.1f GFLOP per call; --isa scalar runs it)\n",
+                               (long long)T, "", "", "scalar", f1 * 1e-9);
+                    continue;
+                }
+                for (int thi = 0; thi < o->n_threads; thi++) {
+                    const int t = o->threads[thi];
+                    lcx_context *ctx = make_ctx(isas[ii], t);
+                    if (!ctx)
+                        continue;
+                    lora_job j = {0};
+                    j.ctx = ctx;
+                    lora_view(&j.x, &x, abf, T, in);
+                    lora_view(&j.y, &y, abf, T, out);
+                    j.ad = &ad[LORA_NAD];
+                    j.n_ad = 1;
+                    j.of_token = one;
+                    const stats s1 = time_it(lora_run, &j, lora_reps(o, f1));
+                    lora_put(LORA_ONE, isas[ii], t, dt, T, out, 16, s1.med);
+                    char name[96];
+                    snprintf(name, sizeof name, "lora/batched/T%lld/out%lld/1xr16/%s", (long long)T, (long long)out,
+                             lora_dt_name[dt]);
+                    json_rec("op", name, lcx_isa_name((lcx_isa)isas[ii]), lora_impl(ctx), t, 0, f1, s1,
+                             f1 / s1.med * 1e-9 / fma_peak[t]);
+                    for (int m = 0; m < 2; m++) {
+                        const double f = m ? fblk : frr;
+                        j.ad = ad;
+                        j.n_ad = LORA_NAD;
+                        j.of_token = m ? blk : rr;
+                        const stats s = time_it(lora_run, &j, lora_reps(o, f));
+                        lora_put(m ? LORA_BLOCKS : LORA_RR, isas[ii], t, dt, T, out, 0, s.med);
+                        const double g = f / s.med * 1e-9;
+                        printf("%-6lld %-6s %-5s %-8s %3d %10.3f %10.3f %9.1f %7.0f%% %6.2fx %6.2fx  %s\n",
+                               (long long)T, m ? "blocks" : "rr", lora_dt_name[dt], lcx_isa_name((lcx_isa)isas[ii]), t,
+                               s1.med * 1e3, s.med * 1e3, g, 100 * g / fma_peak[t], s.med / s1.med, f / f1,
+                               lora_impl(ctx));
+                        snprintf(name, sizeof name, "lora/batched/T%lld/out%lld/%dx-mixed-%s/%s", (long long)T,
+                                 (long long)out, LORA_NAD, m ? "blocks" : "rr", lora_dt_name[dt]);
+                        json_rec("op", name, lcx_isa_name((lcx_isa)isas[ii]), lora_impl(ctx), t, 0, f, s,
+                                 g / fma_peak[t]);
+                    }
+                    lcx_context_destroy(ctx);
+                }
+            }
+        }
+        lora_free(&x);
+        lora_free(&y);
+        free(one);
+        free(rr);
+        free(blk);
+    }
+    for (int i = 0; i <= LORA_NAD; i++) {
+        lora_free(&A[i]);
+        lora_free(&B[i]);
+    }
+}
+
+/* the targets, read back from the tables above */
+static void lora_targets(const bench_opts *o, const int *isas, int n_isas, int dt_mask, const int64_t *outs,
+                         int n_outs, const int64_t *toks, int n_toks, int64_t bout, const int64_t *btoks,
+                         int n_btoks)
+{
+    /* AVX-512 on 2 threads; elsewhere the best ISA and the largest thread
+     * count of the run stand in */
+    int isa = -1, t = 0;
+    for (int ii = 0; ii < n_isas; ii++)
+        if (isas[ii] == LCX_ISA_AVX512 || (isa != LCX_ISA_AVX512 && isas[ii] > isa))
+            isa = isas[ii];
+    for (int ti = 0; ti < o->n_threads; ti++)
+        if (o->threads[ti] == 2 || (t != 2 && o->threads[ti] > t))
+            t = o->threads[ti];
+    if (isa < 0 || t == 0)
+        return;
+    printf("\n== lora targets (%s, %d thread%s%s) ==\n", lcx_isa_name((lcx_isa)isa), t, t == 1 ? "" : "s",
+           isa == LCX_ISA_AVX512 && t == 2 ? "" : "; the targets are for avx512 on 2 threads");
+    /* base GEMM against sgemm, at every token count (the target: 512) */
+    printf("%-44s %-5s %-5s", "check", "dtype", "out");
+    for (int ti = 0; ti < n_toks; ti++) {
+        char h[16];
+        snprintf(h, sizeof h, "T=%lld", (long long)toks[ti]);
+        printf(" %7s", h);
+    }
+    printf("  verdict\n");
+#if defined(LCX_BENCH_OPENBLAS)
+    for (int oi = 0; oi < n_outs; oi++) {
+        printf("%-44s %-5s %-5lld", "base GEMM / OpenBLAS sgemm (>= 80% at T=512)", "f32", (long long)outs[oi]);
+        const char *verdict = "T=512 not run";
+        for (int ti = 0; ti < n_toks; ti++) {
+            const double ours = lora_get(LORA_LINEAR, isa, t, LORA_F32, toks[ti], outs[oi], 0),
+                         blas = lora_get(LORA_LINEAR, -1, t, LORA_F32, toks[ti], outs[oi], 0);
+            if (ours > 0 && blas > 0) {
+                printf(" %6.0f%%", 100 * blas / ours);
+                if (toks[ti] == 512)
+                    verdict = blas / ours >= 0.8 ? "met" : "MISSED";
+            } else
+                printf(" %7s", "-");
+        }
+        printf("  %s\n", verdict);
+    }
+#else
+    printf("base GEMM / OpenBLAS sgemm: not measured (built without OpenBLAS)\n");
+#endif
+    /* fused rank 16 against the base GEMM, every dtype and shape */
+    for (int dt = 0; dt < LORA_NDT; dt++) {
+        if (!(dt_mask & (1 << dt)))
+            continue;
+        for (int oi = 0; oi < n_outs; oi++) {
+            printf("%-44s %-5s %-5lld", "fused rank 16 / base GEMM (<= 1.15x)", lora_dt_name[dt], (long long)outs[oi]);
+            int n = 0, ok = 1;
+            for (int ti = 0; ti < n_toks; ti++) {
+                const double base = lora_get(LORA_LINEAR, isa, t, dt, toks[ti], outs[oi], 0),
+                             fused = lora_get(LORA_LINEAR, isa, t, dt, toks[ti], outs[oi], 16);
+                if (base > 0 && fused > 0) {
+                    printf(" %6.2fx", fused / base);
+                    n++;
+                    ok &= fused / base <= 1.15;
+                } else
+                    printf(" %7s", "-");
+            }
+            printf("  %s\n", n == 0 ? "rank 16 not run" : ok ? "met" : "MISSED");
+        }
+    }
+    /* 8 adapters of mixed rank against one, per assignment */
+    for (int dt = 0; dt < LORA_NDT; dt++) {
+        if (!(dt_mask & (1 << dt)))
+            continue;
+        for (int m = 0; m < 2; m++) {
+            char what[64];
+            snprintf(what, sizeof what, "%d mixed adapters (%s) / 1 (<= 1.3x)", LORA_NAD, m ? "blocks" : "rr");
+            printf("%-44s %-5s %-5lld", what, lora_dt_name[dt], (long long)bout);
+            int n = 0, ok = 1;
+            for (int ti = 0; ti < n_toks; ti++) {
+                int listed = 0;
+                for (int bi = 0; bi < n_btoks; bi++)
+                    listed |= btoks[bi] == toks[ti];
+                const double one = listed ? lora_get(LORA_ONE, isa, t, dt, toks[ti], bout, 16) : 0,
+                             many = listed ? lora_get(m ? LORA_BLOCKS : LORA_RR, isa, t, dt, toks[ti], bout, 0) : 0;
+                if (one > 0 && many > 0) {
+                    printf(" %6.2fx", many / one);
+                    n++;
+                    ok &= many / one <= 1.3;
+                } else
+                    printf(" %7s", "-");
+            }
+            printf("  %s\n", n == 0 ? "not run" : ok ? "met" : "MISSED");
+        }
+    }
+}
+
 /* ---------------- rope ---------------- */
 
 /* The common engine approach, written plainly: a cos/sin table for every
@@ -944,7 +1523,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: longctx-bench [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
-            "                     [--reps N] [--seq LIST] [--quick] [ceilings] [convert] [merge] [logprobs] [rope] [attention] [s2attn]\n"
+            "                     [--reps N] [--seq LIST] [--tokens LIST] [--rank LIST] [--dtype LIST] [--quick]\n"
+            "                     [ceilings] [convert] [merge] [logprobs] [rope] [attention] [s2attn] [lora]\n"
             "  --isa      comma list of scalar,avx2,avx512,neon, or best (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
@@ -953,7 +1533,15 @@ static void usage(void)
             "             attention: keep it <= 65536; rope: up to 2^31-1;\n"
             "             tokens stream through an 8192-token buffer, positions keep growing)\n"
             "  --shape    rope: llama3-8b (32/8 heads x 128), phi3-mini (32/32 x 96) or d64-gqa (32/8 x 64)\n"
-            "  --quick    small sizes and few repetitions (smoke test)\n");
+            "  --tokens   lora: comma list of token counts (default 1,16,512,4096; --quick 16,64); the\n"
+            "             multi-adapter table takes those >= 64\n"
+            "  --rank     lora: comma list of adapter ranks (default 8,16,64; --quick 8,16)\n"
+            "  --dtype    lora: comma list of f32, bf16w (bf16 W, A, B; f32 x, y), bf16 (all bf16)\n"
+            "             (default f32,bf16w)\n"
+            "  --quick    small sizes and few repetitions (smoke test); lora: in/out 256, the best ISA only\n"
+            "lora: in 4096, out 4096 and 1024 (Llama projections): base GEMM, fused rank r, OpenBLAS sgemm\n"
+            "  and the unfused 3-sgemm path; then 8 adapters of mixed rank against one (lcx_lora_batched).\n"
+            "  Scalar skips calls over 2 GFLOP unless --isa names it.\n");
 }
 
 int main(int argc, char **argv)
@@ -995,6 +1583,8 @@ int main(int argc, char **argv)
             o.want_attention = 1;
         else if (!strcmp(a, "s2attn"))
             o.want_s2 = 1;
+        else if (!strcmp(a, "lora"))
+            o.want_lora = 1;
         else if (!strcmp(a, "--shape") && i + 1 < argc)
             o.shape = argv[++i];
         else if (!strcmp(a, "--seq") && i + 1 < argc) {
@@ -1002,8 +1592,36 @@ int main(int argc, char **argv)
             snprintf(buf, sizeof buf, "%s", argv[++i]);
             for (char *tok = strtok(buf, ","); tok && o.n_seqs < 8; tok = strtok(NULL, ","))
                 o.seqs[o.n_seqs++] = strtoll(tok, NULL, 10);
-        }
-        else {
+        } else if (!strcmp(a, "--tokens") && i + 1 < argc) {
+            char buf[256], *end;
+            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+                const long long v = strtoll(tok, &end, 10);
+                if (*end || v < 1 || v > 65536 || o.n_tokens == 8) {
+                    usage();
+                    return 2;
+                }
+                o.tokens[o.n_tokens++] = v;
+            }
+        } else if (!strcmp(a, "--rank") && i + 1 < argc) {
+            if ((o.n_ranks = parse_list(argv[++i], o.ranks, 8)) <= 0) {
+                usage();
+                return 2;
+            }
+        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+                int k = 0;
+                while (k < LORA_NDT && strcmp(tok, lora_dt_name[k]))
+                    k++;
+                if (k == LORA_NDT) {
+                    usage();
+                    return 2;
+                }
+                o.lora_dtypes |= 1 << k;
+            }
+        } else {
             usage();
             return strcmp(a, "--help") ? 2 : 0;
         }
@@ -1013,9 +1631,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!o.want_ceilings && !o.want_convert && !o.want_rope && !o.want_merge && !o.want_logprobs &&
-        !o.want_attention && !o.want_s2)
+        !o.want_attention && !o.want_s2 && !o.want_lora)
         o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = o.want_logprobs = o.want_attention =
-            o.want_s2 = 1;
+            o.want_s2 = o.want_lora = 1;
     if (o.n_seqs == 0) {
         o.seqs[o.n_seqs++] = o.quick ? 2048 : 4096;
         if (!o.quick)
@@ -1036,6 +1654,7 @@ int main(int argc, char **argv)
             if (lcx_isa_supported((lcx_isa)k))
                 o.isas[o.n_isas++] = k;
     } else {
+        o.isa_named = 1;
         char buf[128];
         snprintf(buf, sizeof buf, "%s", isa_arg);
         for (char *tok = strtok(buf, ","); tok && o.n_isas < 8; tok = strtok(NULL, ",")) {
@@ -1092,6 +1711,8 @@ int main(int argc, char **argv)
         bench_attention(&o);
     if (o.want_s2)
         bench_s2(&o);
+    if (o.want_lora)
+        bench_lora(&o);
     if (o.want_rope)
         bench_rope(&o);
     if (json_f) {

@@ -129,7 +129,7 @@ typedef struct lcx_gplan {
     int workers;
     int64_t MR, NR, KC, MC, NC, NCp, Kp;  /* Kp = K + R */
     int64_t tch;                          /* tokens per packed chunk */
-    int64_t n_cb, n_ts;                   /* column blocks, token slices per chunk */
+    int64_t n_cb, n_ts;                   /* column blocks (rows: chunks), token slices of each */
     int64_t dch, n_dch;                   /* dot/rows: columns per chunk, chunks */
     int64_t NT, RM, n_tg, KB;             /* rows: tokens per group, rows per call, groups, k block */
     size_t shared, slot;                  /* scratch bytes: shared part, per worker */
@@ -166,15 +166,19 @@ static void lcx_gemm_plan(const lcx_context *ctx, const lcx_gemm *g, lcx_gplan *
         p->n_tg = lcx_ceil_div(g->T, p->NT);
         p->dch = lcx_round_up(lcx_ceil_div(g->N, 4 * W), p->RM);
         p->n_dch = lcx_ceil_div(g->N, p->dch);
-        p->workers = (int)(W < p->n_dch ? W : p->n_dch);
-        p->shared = lcx_fbytes(p->n_tg * p->NT * (p->Kp > 0 ? p->Kp : 1)) + lcx_fbytes(p->Kp + 16);
+        /* few chunks (narrow outputs, e.g. u = x A^T): split the token
+         * groups too; a chunk's rows are then copied once per slice */
+        p->n_ts = p->n_dch >= 2 * W ? 1 : lcx_clamp(lcx_ceil_div(2 * W, p->n_dch), 1, p->n_tg);
+        const int64_t items = p->n_dch * p->n_ts;
+        p->workers = (int)(W < items ? W : items);
+        p->shared = lcx_fbytes(p->n_tg * p->NT * (p->Kp > 0 ? p->Kp : 1));
         /* weight rows are copied (and widened) a k block at a time into an
          * L1 buffer whose rows are not 4 KiB apart: RM rows read in
          * lockstep straight from a matrix with a power-of-two row length
          * all fall into one L1 set */
         p->KB = LCX_GEMM_ROWS_KB;
         p->slot = lcx_fbytes(p->n_tg * p->dch * p->NT) + 3 * lcx_fbytes(p->dch) +
-                  lcx_fbytes(p->RM * LCX_GEMM_ROWS_LD);
+                  lcx_fbytes(p->RM * LCX_GEMM_ROWS_LD) + lcx_fbytes(p->Kp + 16);
         return;
     }
     if (p->path == LCX_PATH_DOT) {
@@ -383,6 +387,31 @@ static void lcx_direct_task(void *arg, int64_t w)
     lcx_fpenv_leave(env);
 }
 
+/* Tokens into lanes: group tg holds tokens tg*NT .. tg*NT+NT-1 as [Kp][NT]
+ * (zero padded); worker w packs a contiguous range of groups. */
+static void lcx_rows_pack_task(void *arg, int64_t w)
+{
+    const lcx_gemm_run *run = arg;
+    const lcx_gemm *g = run->g;
+    const lcx_gplan *p = run->p;
+    const lcx_fpenv env = lcx_fpenv_enter();
+    const int64_t gstride = p->NT * (p->Kp > 0 ? p->Kp : 1);
+    char *slot = run->mem + p->shared + (size_t)w * p->slot;
+    float *row = (float *)(slot + p->slot - lcx_fbytes(p->Kp + 16));
+    const int64_t lo = w * p->n_tg / p->workers, hi = (w + 1) * p->n_tg / p->workers;
+    for (int64_t tg = lo; tg < hi; tg++) {
+        float *dst = (float *)run->mem + tg * gstride;
+        for (int64_t j = 0; j < p->NT; j++) {
+            const int64_t t = tg * p->NT + j;
+            if (t < g->T)
+                lcx_load_xu(run->kt, g, t, 0, p->Kp, row);
+            for (int64_t k = 0; k < p->Kp; k++)
+                dst[k * p->NT + j] = t < g->T ? row[k] : 0.0f;
+        }
+    }
+    lcx_fpenv_leave(env);
+}
+
 static void lcx_rows_task(void *arg, int64_t w)
 {
     const lcx_gemm_run *run = arg;
@@ -399,15 +428,18 @@ static void lcx_rows_task(void *arg, int64_t w)
     float *tmp = bias + lcx_fbytes(p->dch) / sizeof(float);
     float *wb = tmp + lcx_fbytes(p->dch) / sizeof(float);
     const int64_t ldb = LCX_GEMM_ROWS_LD;
-    const int64_t lo = w * p->n_dch / p->workers, hi = (w + 1) * p->n_dch / p->workers;
-    for (int64_t ch = lo; ch < hi; ch++) {
+    const int64_t items = p->n_dch * p->n_ts;
+    const int64_t lo = w * items / p->workers, hi = (w + 1) * items / p->workers;
+    for (int64_t it = lo; it < hi; it++) {
+        const int64_t ch = it / p->n_ts, ts = it % p->n_ts;
+        const int64_t tg0 = ts * p->n_tg / p->n_ts, tg1 = (ts + 1) * p->n_tg / p->n_ts;
         const int64_t o0 = ch * p->dch, nc = g->N - o0 < p->dch ? g->N - o0 : p->dch;
         /* row blocks outer, k blocks, token groups inner: a block of weight
          * rows is read from memory once, the other groups use the copy */
         for (int64_t i = 0; i < nc; i += p->RM) {
             const int32_t m = (int32_t)(nc - i < p->RM ? nc - i : p->RM);
             if (p->Kp == 0)
-                for (int64_t tg = 0; tg < p->n_tg; tg++)
+                for (int64_t tg = tg0; tg < tg1; tg++)
                     memset(cb + (tg * p->dch + i) * p->NT, 0, (size_t)(m * p->NT) * sizeof(float));
             for (int64_t k0 = 0; k0 < p->Kp; k0 += p->KB) {
                 const int64_t kb = p->Kp - k0 < p->KB ? p->Kp - k0 : p->KB;
@@ -429,14 +461,15 @@ static void lcx_rows_task(void *arg, int64_t w)
                         for (int64_t b = 0; b < bytes; b += 64)
                             __builtin_prefetch(nx + b, 0, 2);
                     }
-                for (int64_t tg = 0; tg < p->n_tg; tg++)
+                for (int64_t tg = tg0; tg < tg1; tg++)
                     kt->gemm_rows(kb, wb, ldb, LCX_F32, m, xp + tg * gstride + k0 * p->NT,
                                   cb + (tg * p->dch + i) * p->NT, p->NT, k0 == 0);
             }
         }
         if (g->bias.data)
             lcx_mat_load(kt, &g->bias, 0, o0, nc, bias);
-        for (int64_t t = 0; t < g->T; t++) {
+        const int64_t t1 = tg1 * p->NT < g->T ? tg1 * p->NT : g->T;
+        for (int64_t t = tg0 * p->NT; t < t1; t++) {
             const float *c = cb + (t / p->NT) * p->dch * p->NT + t % p->NT;
             for (int64_t o = 0; o < nc; o++)
                 acc[o] = c[o * p->NT];
@@ -479,21 +512,8 @@ static lcx_status lcx_gemm_exec(lcx_context *ctx, const lcx_gemm *g, const lcx_g
     lcx_gemm_run run = {g, p, &ctx->kt, mem, 0, 0};
     lcx_status st;
     if (p->path == LCX_PATH_ROWS) {
-        /* tokens into lanes: group tg holds tokens tg*NT .. as [Kp][NT] */
-        const lcx_fpenv env = lcx_fpenv_enter();
-        const int64_t gstride = p->NT * (p->Kp > 0 ? p->Kp : 1);
-        float *row = (float *)(mem + lcx_fbytes(p->n_tg * gstride));
-        for (int64_t tg = 0; tg < p->n_tg; tg++) {
-            float *dst = (float *)mem + tg * gstride;
-            for (int64_t j = 0; j < p->NT; j++) {
-                const int64_t t = tg * p->NT + j;
-                if (t < g->T)
-                    lcx_load_xu(&ctx->kt, g, t, 0, p->Kp, row);
-                for (int64_t k = 0; k < p->Kp; k++)
-                    dst[k * p->NT + j] = t < g->T ? row[k] : 0.0f;
-            }
-        }
-        lcx_fpenv_leave(env);
+        if ((st = lcx_parallel(ctx, p->workers, lcx_rows_pack_task, &run)) != LCX_OK)
+            return st;
         return lcx_parallel(ctx, p->workers, lcx_rows_task, &run);
     }
     if (p->path == LCX_PATH_DOT) {

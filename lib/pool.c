@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include <hwloc.h>
@@ -18,6 +19,7 @@
 #include "internal/lcx_internal.h"
 
 #define LCX_SPIN_ROUNDS 20000
+
 
 struct lcx_worker {
     struct lcx_pool *pool;
@@ -50,6 +52,17 @@ static inline void lcx_cpu_relax(void)
 #endif
 }
 
+/* One round of a spin-wait: a CPU pause, and every 64 rounds a yield, so a
+ * thread sharing the core (the caller woken onto a pinned worker's core, or
+ * an oversubscribed machine) gets to run instead of waiting out the spin. */
+static inline void lcx_spin_pause(int round)
+{
+    if ((round & 63) == 63)
+        sched_yield();
+    else
+        lcx_cpu_relax();
+}
+
 static void lcx_run_range(struct lcx_pool *p, int t)
 {
     /* thread t gets n/T tasks, plus one of the n%T left over if t < n%T */
@@ -67,7 +80,7 @@ static void *lcx_worker_main(void *arg)
     for (;;) {
         uint_fast64_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
         for (int s = 0; g == seen && s < LCX_SPIN_ROUNDS; s++) {
-            lcx_cpu_relax();
+            lcx_spin_pause(s);
             g = atomic_load_explicit(&p->gen, memory_order_acquire);
         }
         if (g == seen) {
@@ -179,7 +192,7 @@ void lcx_pool_run(lcx_pool *p, int64_t n, lcx_task_fn fn, void *arg)
     for (int s = 0; s < LCX_SPIN_ROUNDS; s++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
             return;
-        lcx_cpu_relax();
+        lcx_spin_pause(s);
     }
     pthread_mutex_lock(&p->mu);
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
