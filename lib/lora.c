@@ -113,6 +113,9 @@ static void lcx_mat_store(const lcx_ktable *kt, const lcx_mat *m, int64_t r, int
 typedef struct lcx_gemm {
     lcx_mat x, w;        /* x [T][K] against w [N][K]; w.data NULL: no such term */
     lcx_mat u, b;        /* u [T][R] (f32, by logical row) against b [N][R]; R = 0: none */
+    lcx_mat a;           /* packed path: A [R][K]; the engine forms u = ascale x A^T itself
+                          * from the packed x (u unused); data NULL: u is given */
+    float ascale;
     lcx_mat bias;        /* [N] or absent */
     lcx_mat y;           /* [T][N] */
     const int32_t *xmap; /* logical row t -> row xmap[t] of x; NULL: identity */
@@ -129,6 +132,7 @@ typedef struct lcx_gplan {
     int workers;
     int64_t MR, NR, KC, MC, NC, NCp, Kp;  /* Kp = K + R */
     int64_t tch;                          /* tokens per packed chunk */
+    int64_t Rp;                           /* R rounded up to NR when the engine forms u */
     int64_t n_cb, n_ts;                   /* column blocks (rows: chunks), token slices of each */
     int64_t dch, n_dch;                   /* dot/rows: columns per chunk, chunks */
     int64_t NT, RM, n_tg, KB;             /* rows: tokens per group, rows per call, groups, k block */
@@ -209,9 +213,10 @@ static void lcx_gemm_plan(const lcx_context *ctx, const lcx_gemm *g, lcx_gplan *
     p->n_ts = p->n_cb >= W ? 1 : lcx_clamp(lcx_ceil_div(W, p->n_cb), 1, mc_blocks);
     const int64_t items = p->n_cb * p->n_ts;
     p->workers = (int)(W < items ? W : items);
-    p->shared = lcx_fbytes(p->tch * kp1);
+    p->Rp = g->a.data ? lcx_round_up(g->R, p->NR) : 0;
+    p->shared = lcx_fbytes(p->tch * kp1) + lcx_fbytes(g->K * p->Rp);
     p->slot = lcx_fbytes(kp1 * p->NCp) + lcx_fbytes(p->MC * p->NCp) + lcx_fbytes(kp1 + p->NCp) +
-              lcx_fbytes(p->NCp);
+              lcx_fbytes(p->NCp) + lcx_fbytes(p->MR * p->Rp);
 }
 
 typedef struct lcx_gemm_run {
@@ -257,7 +262,11 @@ static void lcx_epilogue(const lcx_ktable *kt, const lcx_gemm *g, int64_t t, int
 
 /* ---- packed path ---- */
 
-/* Phase 1: pack the chunk's x rows into MR-row panels [Kp][MR]. */
+/* Phase 1: pack the chunk's x rows into MR-row panels [Kp][MR]. When the
+ * engine forms u, the panel's x part is packed first and u = ascale x A^T of
+ * its MR tokens is computed from it with the micro-kernel (A packed like a
+ * weight panel) and written into the panel's last R rows: x is packed once
+ * for both products. */
 static void lcx_pack_x_task(void *arg, int64_t w)
 {
     const lcx_gemm_run *run = arg;
@@ -267,20 +276,30 @@ static void lcx_pack_x_task(void *arg, int64_t w)
     const int64_t n_ir = lcx_ceil_div(run->tc, p->MR);
     const int64_t lo = w * n_ir / p->workers, hi = (w + 1) * n_ir / p->workers;
     float *xp = (float *)run->mem;
-    float *tmp = (float *)(run->mem + p->shared + (size_t)w * p->slot + lcx_fbytes(p->Kp * p->NCp) +
-                           lcx_fbytes(p->MC * p->NCp));
+    char *slot = run->mem + p->shared + (size_t)w * p->slot;
+    float *tmp = (float *)(slot + lcx_fbytes(p->Kp * p->NCp) + lcx_fbytes(p->MC * p->NCp));
+    float *ut = (float *)(slot + p->slot - lcx_fbytes(p->MR * p->Rp));
+    const float *ap = (const float *)(run->mem + lcx_fbytes(p->tch * (p->Kp > 0 ? p->Kp : 1)));
+    const int64_t nload = g->a.data ? g->K : p->Kp;
     for (int64_t ir = lo; ir < hi; ir++) {
         float *dst = xp + ir * p->Kp * p->MR;
         for (int64_t ii = 0; ii < p->MR; ii++) {
             const int64_t t = ir * p->MR + ii;
             if (t < run->tc) {
-                lcx_load_xu(run->kt, g, run->t0 + t, 0, p->Kp, tmp);
-                for (int64_t k = 0; k < p->Kp; k++)
+                lcx_load_xu(run->kt, g, run->t0 + t, 0, nload, tmp);
+                for (int64_t k = 0; k < nload; k++)
                     dst[k * p->MR + ii] = tmp[k];
             } else {
-                for (int64_t k = 0; k < p->Kp; k++)
+                for (int64_t k = 0; k < nload; k++)
                     dst[k * p->MR + ii] = 0.0f;
             }
+        }
+        if (g->a.data) {
+            for (int64_t jr = 0; jr < p->Rp; jr += p->NR)
+                run->kt->gemm_ukr(g->K, dst, ap + jr * g->K, ut + jr, p->Rp, 1);
+            for (int64_t r = 0; r < g->R; r++)
+                for (int64_t ii = 0; ii < p->MR; ii++)
+                    dst[(g->K + r) * p->MR + ii] = g->ascale * ut[ii * p->Rp + r];
         }
     }
     lcx_fpenv_leave(env);
@@ -524,6 +543,17 @@ static lcx_status lcx_gemm_exec(lcx_context *ctx, const lcx_gemm *g, const lcx_g
         lcx_fpenv_leave(env);
         return lcx_parallel(ctx, p->workers, lcx_direct_task, &run);
     }
+    if (g->a.data) {
+        /* A as weight panels [Rp/NR][K][NR] after the packed x */
+        float *ap = (float *)(mem + lcx_fbytes(p->tch * (p->Kp > 0 ? p->Kp : 1)));
+        const lcx_fpenv env = lcx_fpenv_enter();
+        for (int64_t jr = 0; jr < p->Rp; jr += p->NR) {
+            const int32_t rows = (int32_t)(g->R - jr < p->NR ? g->R - jr : p->NR);
+            ctx->kt.gemm_pack(lcx_mat_at(&g->a, jr, 0), g->a.rs, g->a.cs, g->a.dt, rows, g->K, (int32_t)p->NR,
+                              ap + jr * g->K);
+        }
+        lcx_fpenv_leave(env);
+    }
     for (run.t0 = 0; run.t0 < g->T; run.t0 += p->tch) {
         run.tc = g->T - run.t0 < p->tch ? g->T - run.t0 : p->tch;
         if ((st = lcx_parallel(ctx, p->workers, lcx_pack_x_task, &run)) != LCX_OK ||
@@ -656,13 +686,20 @@ lcx_status lcx_lora_linear(lcx_context *ctx, const lcx_tensor *x, const lcx_tens
         main_g.b = lcx_mat_of(b);
     }
     lcx_gemm_plan(ctx, &main_g, &mp);
+    if (R > 0 && mp.path == LCX_PATH_PACKED) {
+        /* the packed path forms u from its own packed x */
+        main_g.a = lcx_mat_of(a);
+        main_g.ascale = scale;
+        lcx_gemm_plan(ctx, &main_g, &mp);
+        ubytes = 0;
+    }
     need = lcx_gemm_bytes(&mp);
-    if (R > 0 && lcx_gemm_bytes(&up) > need)
+    if (R > 0 && !main_g.a.data && lcx_gemm_bytes(&up) > need)
         need = lcx_gemm_bytes(&up);
     void *mem;
     if ((st = lcx_scratch(ctx, ubytes + need, &mem)) != LCX_OK)
         return st;
-    if (R > 0) {
+    if (R > 0 && !main_g.a.data) {
         float *u = mem;
         u_g.y = lcx_mat_dense(u, T, R);
         main_g.u = lcx_mat_dense(u, T, R);

@@ -506,8 +506,9 @@ static void test_linear_ranks(void **state)
     /* more tokens than the few-token paths take (packed GEMM): dense
      * weights of every dtype, whole and partial 16-row transposes, reduction
      * lengths with and without a tail of the 16-step transpose */
-    const int64_t packed[4][4] = {{300, 300, 70, 16}, {257, 256, 64, 8}, {400, 33, 96, 1}, {290, 129, 31, 64}};
-    for (int i = 0; i < 4; i++)
+    const int64_t packed[6][4] = {{300, 300, 70, 16}, {257, 256, 64, 8}, {400, 33, 96, 1},
+                                  {290, 129, 31, 64}, {260, 200, 40, 128}, {270, 64, 50, 33}};
+    for (int i = 0; i < 6; i++)
         for (int d = 0; d < 3; d++) {
             c = lcase_random(&rng, packed[i][0], packed[i][1], packed[i][2], packed[i][3], 0);
             c.lw = c.lb = L_DENSE;
