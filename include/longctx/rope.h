@@ -64,7 +64,10 @@ typedef struct lcx_rope_config {
 /** Hugging Face's defaults: DEFAULT type, NeoX, head_dim 128, rotary_dim 0 (=
  *  head_dim), base 10000, factor 1, max_position 2048, original_max_position
  *  0 (= max_position), beta 32/1, truncate 1, derived attention factor, no
- *  mscale, low/high freq factors 1/4, no LongRoPE arrays, n_hat 0, precise. */
+ *  mscale, low/high freq factors 1/4, no LongRoPE arrays, n_hat 0, precise.
+ *  Note for YARN and LONGROPE: the default factor 1 is taken literally (a
+ *  derived attention factor of 1); set factor = 0 to derive s from
+ *  max_position / original_max_position as Hugging Face does for Phi-3. */
 LCX_API void lcx_rope_config_default(lcx_rope_config *cfg);
 
 /** Check a config; LCX_E_INVALID with a message naming the field. */
