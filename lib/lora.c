@@ -157,6 +157,9 @@ static void lcx_gemm_plan(const lcx_context *ctx, const lcx_gemm *g, lcx_gplan *
     p->MR = kt->gemm_mr;
     p->NR = kt->gemm_nr;
     p->Kp = g->K + g->R;
+    /* blocking for at least one output (an empty product runs nothing, but
+     * is still planned) */
+    const int64_t N = g->N > 0 ? g->N : 1;
     const int dw = g->w.data == NULL || g->w.cs == 1, db = g->R == 0 || g->b.cs == 1;
     p->path = !dw || !db                  ? LCX_PATH_PACKED
               : g->T <= LCX_LORA_DOT_T  ? LCX_PATH_DOT
@@ -168,8 +171,8 @@ static void lcx_gemm_plan(const lcx_context *ctx, const lcx_gemm *g, lcx_gplan *
         p->NT = kt->gemm_rows_nt;
         p->RM = kt->gemm_rows_mr;
         p->n_tg = lcx_ceil_div(g->T, p->NT);
-        p->dch = lcx_round_up(lcx_ceil_div(g->N, 4 * W), p->RM);
-        p->n_dch = lcx_ceil_div(g->N, p->dch);
+        p->dch = lcx_round_up(lcx_ceil_div(N, 4 * W), p->RM);
+        p->n_dch = lcx_ceil_div(N, p->dch);
         /* few chunks (narrow outputs, e.g. u = x A^T): split the token
          * groups too; a chunk's rows are then copied once per slice */
         p->n_ts = p->n_dch >= 2 * W ? 1 : lcx_clamp(lcx_ceil_div(2 * W, p->n_dch), 1, p->n_tg);
@@ -190,7 +193,7 @@ static void lcx_gemm_plan(const lcx_context *ctx, const lcx_gemm *g, lcx_gplan *
          * 4-row dot kernels), independent of the thread count */
         const int64_t rowb = g->K * (g->w.dt == LCX_F32 ? 4 : 2) + g->R * (g->b.dt == LCX_F32 ? 4 : 2) + 1;
         p->dch = lcx_clamp((l2 / 2) / rowb / 4 * 4, 4, 256);
-        p->n_dch = lcx_ceil_div(g->N, p->dch);
+        p->n_dch = lcx_ceil_div(N, p->dch);
         p->workers = (int)(W < p->n_dch ? W : p->n_dch);
         p->shared = lcx_fbytes(g->T * g->K);
         p->slot = 2 * lcx_fbytes(g->T * p->dch) + 2 * lcx_fbytes(p->dch);
@@ -202,12 +205,13 @@ static void lcx_gemm_plan(const lcx_context *ctx, const lcx_gemm *g, lcx_gplan *
     p->MC = 8 * p->MR;
     /* column blocks: a multiple of the worker count, so that each worker
      * gets the same number of (nearly) equal blocks */
-    const int64_t n_cb = lcx_round_up(lcx_ceil_div(g->N, nc_max), W);
-    p->NC = lcx_round_up(lcx_ceil_div(g->N, n_cb), p->NR);
-    p->n_cb = lcx_ceil_div(g->N, p->NC);
+    const int64_t n_cb = lcx_round_up(lcx_ceil_div(N, nc_max), W);
+    p->NC = lcx_round_up(lcx_ceil_div(N, n_cb), p->NR);
+    p->n_cb = lcx_ceil_div(N, p->NC);
     p->NCp = p->NC;
     const int64_t kp1 = p->Kp > 0 ? p->Kp : 1;
-    p->tch = lcx_clamp(LCX_LORA_XPACK_FLOATS / kp1 / p->MR * p->MR, p->MR, lcx_round_up(g->T, p->MR));
+    const int64_t t1 = g->T > 0 ? g->T : 1;
+    p->tch = lcx_clamp(LCX_LORA_XPACK_FLOATS / kp1 / p->MR * p->MR, p->MR, lcx_round_up(t1, p->MR));
     /* few column blocks (narrow outputs): split each chunk's tokens too */
     const int64_t mc_blocks = lcx_ceil_div(p->tch, p->MC);
     p->n_ts = p->n_cb >= W ? 1 : lcx_clamp(lcx_ceil_div(W, p->n_cb), 1, mc_blocks);
@@ -686,8 +690,10 @@ lcx_status lcx_lora_linear(lcx_context *ctx, const lcx_tensor *x, const lcx_tens
         main_g.b = lcx_mat_of(b);
     }
     lcx_gemm_plan(ctx, &main_g, &mp);
-    if (R > 0 && mp.path == LCX_PATH_PACKED) {
-        /* the packed path forms u from its own packed x */
+    if (R > 0 && w && mp.path == LCX_PATH_PACKED) {
+        /* the packed path forms u from its own packed x (whose reduction
+         * is x's features only when W is there: without W, u = s x A^T
+         * runs as its own GEMM like on the other paths) */
         main_g.a = lcx_mat_of(a);
         main_g.ascale = scale;
         lcx_gemm_plan(ctx, &main_g, &mp);

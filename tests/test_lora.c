@@ -515,7 +515,18 @@ static void test_linear_ranks(void **state)
             c.has_w = 1;
             c.dw = c.db = dts[d];
             run_linear(ctx, &c, &rng);
+            if (d == 0) { /* the delta alone (u as its own GEMM) */
+                c.has_w = 0;
+                run_linear(ctx, &c, &rng);
+            }
         }
+    /* few tokens with a transposed B take the packed path too: delta only */
+    for (int i = 0; i < 3; i++) {
+        c = lcase_random(&rng, 5 + 40 * i, 64, 40, 8, 0);
+        c.has_w = 0;
+        c.lb = L_TRANS;
+        run_linear(ctx, &c, &rng);
+    }
     lcx_context_destroy(ctx);
 }
 
@@ -1083,6 +1094,27 @@ static void test_empty(void **state)
     assert_int_equal(lcx_lora_batched(ctx, &d.x.t, &ad, 1, map, &d.y.t), LCX_OK);
     view_unchanged(&d.y, "batched y of zero tokens");
     lin_free(&d);
+    /* no outputs, on each path (dot, rows, packed, packed by a transposed W) */
+    const int64_t Ts[4] = {4, 20, 300, 4};
+    for (int i = 0; i < 4; i++) {
+        lcase e = lcase_random(&rng, Ts[i], 16, 0, 4, 0);
+        e.has_bias = 0;
+        e.lw = i == 3 ? L_TRANS : L_DENSE;
+        lin_make(&d, &e, &rng);
+        view_snap(&d.x);
+        assert_int_equal(lin_call(ctx, &e, &d), LCX_OK);
+        view_unchanged(&d.x, "x of a product with no outputs");
+        lin_free(&d);
+    }
+    /* merge of a W with no columns (A^T is then a view of inner stride 0) */
+    view W, A, B;
+    view_make(&W, LCX_F32, 2, 4, 0, L_DENSE, 1.0, &rng);
+    view_make(&A, LCX_F32, 2, 2, 0, L_DENSE, 1.0, &rng);
+    view_make(&B, LCX_F32, 2, 4, 2, L_DENSE, 1.0, &rng);
+    assert_int_equal(lcx_lora_merge(ctx, &W.t, &A.t, &B.t, 1.0f), LCX_OK);
+    view_free(&W);
+    view_free(&A);
+    view_free(&B);
     lcx_context_destroy(ctx);
 }
 
