@@ -162,7 +162,7 @@ static void lcx_gemm_plan(const lcx_context *ctx, const lcx_gemm *g, lcx_gplan *
     const int64_t N = g->N > 0 ? g->N : 1;
     const int dw = g->w.data == NULL || g->w.cs == 1, db = g->R == 0 || g->b.cs == 1;
     p->path = !dw || !db                  ? LCX_PATH_PACKED
-              : g->T <= LCX_LORA_DOT_T  ? LCX_PATH_DOT
+              : g->T <= LCX_LORA_DOT_T && g->K <= INT32_MAX && g->R <= INT32_MAX ? LCX_PATH_DOT
               : g->T <= LCX_LORA_ROWS_T && g->T * p->Kp <= LCX_LORA_XPACK_FLOATS ? LCX_PATH_ROWS
                                         : LCX_PATH_PACKED;
     if (p->path == LCX_PATH_ROWS) {
@@ -199,7 +199,10 @@ static void lcx_gemm_plan(const lcx_context *ctx, const lcx_gemm *g, lcx_gplan *
         p->slot = 2 * lcx_fbytes(g->T * p->dch) + 2 * lcx_fbytes(p->dch);
         return;
     }
-    /* x micro-panel (MR x KC) in half of L1, weight slab (KC x NC) in half of L2 */
+    /* x micro-panel (MR x KC) in half of L1, the weight slab of one reduction
+     * block (KC x NC) in half of L2; a worker packs a column block's whole
+     * panel ((K + R) x NC, so its scratch grows with K) once and reuses it
+     * for every token block */
     p->KC = lcx_clamp((l1 / 2) / (p->MR * 4) / 16 * 16, 64, 1024);
     const int64_t nc_max = lcx_clamp((l2 / 2) / (p->KC * 4) / p->NR * p->NR, p->NR, 4096);
     p->MC = 8 * p->MR;

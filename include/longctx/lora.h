@@ -14,7 +14,9 @@
  * The base product and the low-rank product accumulate into the same f32
  * output tile: u = s x A^T is computed once per block of tokens and enters
  * the GEMM as `rank` extra reduction steps against B, so y is written once.
- * Results do not depend on the thread count. y must not overlap any input.
+ * Results do not depend on the thread count. y must not overlap any input;
+ * the check compares address ranges, so y and x as column slices of one
+ * buffer are refused too.
  */
 #ifndef LONGCTX_LORA_H
 #define LONGCTX_LORA_H
