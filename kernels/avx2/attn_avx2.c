@@ -108,21 +108,23 @@ static inline float lcx_hsum8(__m256 v)
     return _mm_cvtss_f32(a);
 }
 
+/* M rows (a compile-time constant after inlining, so the accumulators stay
+ * in registers) against every key, one key at a time */
 static inline __attribute__((always_inline)) void lcx_qk_direct(const float *q, int64_t ldq, const void *k,
-                                                                 int64_t kstride, int32_t dt, int32_t m, int32_t nk,
+                                                                 int64_t kstride, int32_t dt, int M, int32_t nk,
                                                                  int32_t d, float *s, int64_t lds)
 {
     const int32_t d8 = d & ~7;
     for (int32_t j = 0; j < nk; j++) {
-        __m256 acc[8];
-        for (int32_t i = 0; i < m; i++)
+        __m256 acc[4];
+        for (int i = 0; i < M; i++)
             acc[i] = _mm256_setzero_ps();
         for (int32_t t = 0; t < d8; t += 8) {
             const __m256 kv = lcx_ld8(k, dt, j * kstride + t);
-            for (int32_t i = 0; i < m; i++)
+            for (int i = 0; i < M; i++)
                 acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q + i * ldq + t), kv, acc[i]);
         }
-        for (int32_t i = 0; i < m; i++) {
+        for (int i = 0; i < M; i++) {
             float r = lcx_hsum8(acc[i]);
             for (int32_t t = d8; t < d; t++)
                 r += q[i * ldq + t] * lcx_load_elem(k, dt, (size_t)(j * kstride + t));
@@ -131,17 +133,102 @@ static inline __attribute__((always_inline)) void lcx_qk_direct(const float *q, 
     }
 }
 
+/* 4 rows x 2 keys per step (8 accumulators, 4 query and 2 key vectors: 14
+ * of the 16 registers); the 8 sums are reduced together by one
+ * horizontal-add tree. dt is a constant after inlining; d a multiple of 8. */
+static inline __attribute__((always_inline)) void lcx_qk_direct4x2(const float *q, int64_t ldq, const void *k,
+                                                                    int64_t kstride, int32_t dt, int32_t nk2,
+                                                                    int32_t d, float *s, int64_t lds)
+{
+    for (int32_t j = 0; j < nk2; j += 2) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int32_t t = 0; t < d; t += 8) {
+            const __m256 k0 = lcx_ld8(k, dt, j * kstride + t), k1 = lcx_ld8(k, dt, (j + 1) * kstride + t);
+            const __m256 q0 = _mm256_loadu_ps(q + t), q1 = _mm256_loadu_ps(q + ldq + t);
+            const __m256 q2 = _mm256_loadu_ps(q + 2 * ldq + t), q3 = _mm256_loadu_ps(q + 3 * ldq + t);
+            a0 = _mm256_fmadd_ps(q0, k0, a0);
+            a1 = _mm256_fmadd_ps(q1, k0, a1);
+            a2 = _mm256_fmadd_ps(q2, k0, a2);
+            a3 = _mm256_fmadd_ps(q3, k0, a3);
+            a4 = _mm256_fmadd_ps(q0, k1, a4);
+            a5 = _mm256_fmadd_ps(q1, k1, a5);
+            a6 = _mm256_fmadd_ps(q2, k1, a6);
+            a7 = _mm256_fmadd_ps(q3, k1, a7);
+        }
+        /* per 128-bit lane: the lane sums of a0..a3 (u0) and a4..a7 (u1);
+         * adding the two lanes gives rows 0..3 of key j, then of key j + 1 */
+        const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+        const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+        float r[8];
+        _mm256_storeu_ps(r, _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31)));
+        for (int i = 0; i < 4; i++) {
+            s[i * lds + j] = r[i];
+            s[i * lds + j + 1] = r[4 + i];
+        }
+    }
+}
+
+#define LCX_QKD(M)                                                                           \
+    do {                                                                                     \
+        if (kdtype == 2)                                                                     \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 2, M, nk, d, s + i0 * lds, lds);    \
+        else if (kdtype == 1)                                                                \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 1, M, nk, d, s + i0 * lds, lds);    \
+        else                                                                                 \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 0, M, nk, d, s + i0 * lds, lds);    \
+    } while (0)
+
 void lcx_k_attn_qk_direct__avx2(const float *q, int64_t ldq, const void *k, int64_t kstride, int32_t kdtype,
                                 int32_t m, int32_t nk, int32_t d, float *s, int64_t lds)
 {
-    for (int32_t i0 = 0; i0 < m; i0 += 8) {
-        const int32_t mm = m - i0 < 8 ? m - i0 : 8;
-        if (kdtype == 2)
-            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 2, mm, nk, d, s + i0 * lds, lds);
-        else if (kdtype == 1)
-            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 1, mm, nk, d, s + i0 * lds, lds);
-        else
-            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 0, mm, nk, d, s + i0 * lds, lds);
+    int32_t i0 = 0;
+    if ((d & 7) == 0 && nk >= 2) {
+        const int32_t nk2 = nk & ~1;
+        for (; i0 + 4 <= m; i0 += 4) {
+            if (kdtype == 2)
+                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 2, nk2, d, s + i0 * lds, lds);
+            else if (kdtype == 1)
+                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 1, nk2, d, s + i0 * lds, lds);
+            else
+                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 0, nk2, d, s + i0 * lds, lds);
+        }
+        if (nk2 < nk && i0 > 0) { /* the last key of those rows */
+            const char *kt = (const char *)k + (size_t)(nk2 * kstride) * (kdtype == 0 ? 4 : 2);
+            lcx_k_attn_qk_direct__avx2(q, ldq, kt, kstride, kdtype, i0, nk - nk2, d, s + nk2, lds);
+        }
+    }
+    for (; i0 + 4 <= m; i0 += 4)
+        LCX_QKD(4);
+    switch (m - i0) {
+    case 3: LCX_QKD(3); break;
+    case 2: LCX_QKD(2); break;
+    case 1: LCX_QKD(1); break;
+    default: break;
+    }
+}
+
+/* M rows (a constant after inlining: the accumulators stay in registers)
+ * x 16 columns of o at c, over every key */
+static inline __attribute__((always_inline)) void lcx_pv_rows(const float *p, int64_t ldp, const void *v,
+                                                               int64_t vstride, int32_t dt, int M, int32_t nk,
+                                                               int32_t c, float *o, int64_t ldo)
+{
+    __m256 acc[4][2];
+    for (int i = 0; i < M; i++) {
+        acc[i][0] = _mm256_loadu_ps(o + i * ldo + c);
+        acc[i][1] = _mm256_loadu_ps(o + i * ldo + c + 8);
+    }
+    for (int32_t j = 0; j < nk; j++) {
+        const __m256 v0 = lcx_ld8(v, dt, j * vstride + c), v1 = lcx_ld8(v, dt, j * vstride + c + 8);
+        for (int i = 0; i < M; i++) {
+            const __m256 pb = _mm256_broadcast_ss(p + i * ldp + j);
+            acc[i][0] = _mm256_fmadd_ps(pb, v0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(pb, v1, acc[i][1]);
+        }
+    }
+    for (int i = 0; i < M; i++) {
+        _mm256_storeu_ps(o + i * ldo + c, acc[i][0]);
+        _mm256_storeu_ps(o + i * ldo + c + 8, acc[i][1]);
     }
 }
 
@@ -150,27 +237,17 @@ static inline __attribute__((always_inline)) void lcx_pv_direct(const float *p, 
                                                                  int32_t dv, float *o, int64_t ldo)
 {
     const int32_t d16 = dv & ~15;
-    for (int32_t c = 0; c < d16; c += 16)
-        for (int32_t i0 = 0; i0 < m; i0 += 4) {
-            const int32_t mm = m - i0 < 4 ? m - i0 : 4;
-            __m256 acc[4][2];
-            for (int32_t i = 0; i < mm; i++) {
-                acc[i][0] = _mm256_loadu_ps(o + (i0 + i) * ldo + c);
-                acc[i][1] = _mm256_loadu_ps(o + (i0 + i) * ldo + c + 8);
-            }
-            for (int32_t j = 0; j < nk; j++) {
-                const __m256 v0 = lcx_ld8(v, dt, j * vstride + c), v1 = lcx_ld8(v, dt, j * vstride + c + 8);
-                for (int32_t i = 0; i < mm; i++) {
-                    const __m256 pb = _mm256_broadcast_ss(p + (i0 + i) * ldp + j);
-                    acc[i][0] = _mm256_fmadd_ps(pb, v0, acc[i][0]);
-                    acc[i][1] = _mm256_fmadd_ps(pb, v1, acc[i][1]);
-                }
-            }
-            for (int32_t i = 0; i < mm; i++) {
-                _mm256_storeu_ps(o + (i0 + i) * ldo + c, acc[i][0]);
-                _mm256_storeu_ps(o + (i0 + i) * ldo + c + 8, acc[i][1]);
-            }
+    for (int32_t c = 0; c < d16; c += 16) {
+        int32_t i0 = 0;
+        for (; i0 + 4 <= m; i0 += 4)
+            lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 4, nk, c, o + i0 * ldo, ldo);
+        switch (m - i0) {
+        case 3: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 3, nk, c, o + i0 * ldo, ldo); break;
+        case 2: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 2, nk, c, o + i0 * ldo, ldo); break;
+        case 1: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 1, nk, c, o + i0 * ldo, ldo); break;
+        default: break;
         }
+    }
     for (int32_t j = 0; j < nk && d16 < dv; j++)
         for (int32_t i = 0; i < m; i++)
             for (int32_t c = d16; c < dv; c++)
