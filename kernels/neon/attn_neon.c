@@ -99,33 +99,111 @@ static inline float32x4_t lcx_ld4(const void *p, int32_t dt, int64_t off)
     return lcx_load4_x16_neon((const uint16_t *)p + off, dt == 2);
 }
 
+/* M rows (a constant after inlining) against one key at a time: each key
+ * vector is widened once for all rows, and the M accumulator chains are
+ * independent */
+static inline __attribute__((always_inline)) void lcx_qk_rows(const float *q, int64_t ldq, const void *k,
+                                                               int64_t kstride, int32_t dt, int M, int32_t nk,
+                                                               int32_t d, float *s, int64_t lds)
+{
+    const int32_t d4 = d & ~3;
+    for (int32_t j = 0; j < nk; j++) {
+        float32x4_t acc[4];
+        for (int i = 0; i < M; i++)
+            acc[i] = vdupq_n_f32(0);
+        for (int32_t t = 0; t < d4; t += 4) {
+            const float32x4_t kv = lcx_ld4(k, dt, j * kstride + t);
+            for (int i = 0; i < M; i++)
+                acc[i] = vfmaq_f32(acc[i], vld1q_f32(q + i * ldq + t), kv);
+        }
+        for (int i = 0; i < M; i++) {
+            float r = vaddvq_f32(acc[i]);
+            for (int32_t t = d4; t < d; t++)
+                r += q[i * ldq + t] * lcx_load_elem(k, dt, (size_t)(j * kstride + t));
+            s[i * lds + j] = r;
+        }
+    }
+}
+
+#define LCX_ROWS_M(fn, M, ...)                                                                \
+    do {                                                                                    \
+        if (dt == 2)                                                                        \
+            fn(__VA_ARGS__, 2, M);                                                          \
+        else if (dt == 1)                                                                   \
+            fn(__VA_ARGS__, 1, M);                                                          \
+        else                                                                                \
+            fn(__VA_ARGS__, 0, M);                                                          \
+    } while (0)
+
+static inline __attribute__((always_inline)) void lcx_qk_call(const float *q, int64_t ldq, const void *k,
+                                                               int64_t kstride, int32_t nk, int32_t d, float *s,
+                                                               int64_t lds, int32_t dt, int M)
+{
+    lcx_qk_rows(q, ldq, k, kstride, dt, M, nk, d, s, lds);
+}
+
 void lcx_k_attn_qk_direct__neon(const float *q, int64_t ldq, const void *k, int64_t kstride, int32_t kdtype,
                                 int32_t m, int32_t nk, int32_t d, float *s, int64_t lds)
 {
-    const int32_t d4 = d & ~3;
-    for (int32_t j = 0; j < nk; j++)
-        for (int32_t i = 0; i < m; i++) {
-            float32x4_t acc = vdupq_n_f32(0);
-            for (int32_t t = 0; t < d4; t += 4)
-                acc = vfmaq_f32(acc, vld1q_f32(q + i * ldq + t), lcx_ld4(k, kdtype, j * kstride + t));
-            float r = vaddvq_f32(acc);
-            for (int32_t t = d4; t < d; t++)
-                r += q[i * ldq + t] * lcx_load_elem(k, kdtype, (size_t)(j * kstride + t));
-            s[i * lds + j] = r;
+    const int32_t dt = kdtype;
+    int32_t i0 = 0;
+    for (; i0 + 4 <= m; i0 += 4)
+        LCX_ROWS_M(lcx_qk_call, 4, q + i0 * ldq, ldq, k, kstride, nk, d, s + i0 * lds, lds);
+    switch (m - i0) {
+    case 3: LCX_ROWS_M(lcx_qk_call, 3, q + i0 * ldq, ldq, k, kstride, nk, d, s + i0 * lds, lds); break;
+    case 2: LCX_ROWS_M(lcx_qk_call, 2, q + i0 * ldq, ldq, k, kstride, nk, d, s + i0 * lds, lds); break;
+    case 1: LCX_ROWS_M(lcx_qk_call, 1, q + i0 * ldq, ldq, k, kstride, nk, d, s + i0 * lds, lds); break;
+    default: break;
+    }
+}
+
+/* M rows x 16 columns of o at c kept in registers over every key (the
+ * output is loaded and stored once per call, not once per key) */
+static inline __attribute__((always_inline)) void lcx_pv_call(const float *p, int64_t ldp, const void *v,
+                                                               int64_t vstride, int32_t nk, int32_t c, float *o,
+                                                               int64_t ldo, int32_t dt, int M)
+{
+    float32x4_t acc[4][4];
+    for (int i = 0; i < M; i++)
+        for (int x = 0; x < 4; x++)
+            acc[i][x] = vld1q_f32(o + i * ldo + c + 4 * x);
+    for (int32_t j = 0; j < nk; j++) {
+        float32x4_t vv[4];
+        for (int x = 0; x < 4; x++)
+            vv[x] = lcx_ld4(v, dt, j * vstride + c + 4 * x);
+        for (int i = 0; i < M; i++) {
+            const float pv = p[i * ldp + j];
+            for (int x = 0; x < 4; x++)
+                acc[i][x] = vfmaq_n_f32(acc[i][x], vv[x], pv);
         }
+    }
+    for (int i = 0; i < M; i++)
+        for (int x = 0; x < 4; x++)
+            vst1q_f32(o + i * ldo + c + 4 * x, acc[i][x]);
 }
 
 void lcx_k_attn_pv_direct__neon(const float *p, int64_t ldp, const void *v, int64_t vstride, int32_t vdtype,
                                 int32_t m, int32_t nk, int32_t dv, float *o, int64_t ldo)
 {
-    const int32_t d4 = dv & ~3;
-    for (int32_t j = 0; j < nk; j++)
+    const int32_t dt = vdtype, d16 = dv & ~15;
+    for (int32_t c = 0; c < d16; c += 16) {
+        int32_t i0 = 0;
+        for (; i0 + 4 <= m; i0 += 4)
+            LCX_ROWS_M(lcx_pv_call, 4, p + i0 * ldp, ldp, v, vstride, nk, c, o + i0 * ldo, ldo);
+        switch (m - i0) {
+        case 3: LCX_ROWS_M(lcx_pv_call, 3, p + i0 * ldp, ldp, v, vstride, nk, c, o + i0 * ldo, ldo); break;
+        case 2: LCX_ROWS_M(lcx_pv_call, 2, p + i0 * ldp, ldp, v, vstride, nk, c, o + i0 * ldo, ldo); break;
+        case 1: LCX_ROWS_M(lcx_pv_call, 1, p + i0 * ldp, ldp, v, vstride, nk, c, o + i0 * ldo, ldo); break;
+        default: break;
+        }
+    }
+    for (int32_t j = 0; j < nk && d16 < dv; j++)
         for (int32_t i = 0; i < m; i++) {
             const float pv = p[i * ldp + j];
-            int32_t c = 0;
-            for (; c < d4; c += 4)
-                vst1q_f32(o + i * ldo + c, vfmaq_n_f32(vld1q_f32(o + i * ldo + c), lcx_ld4(v, vdtype, j * vstride + c), pv));
+            int32_t c = d16;
+            for (; c + 4 <= dv; c += 4)
+                vst1q_f32(o + i * ldo + c, vfmaq_n_f32(vld1q_f32(o + i * ldo + c), lcx_ld4(v, dt, j * vstride + c), pv));
             for (; c < dv; c++)
-                o[i * ldo + c] += pv * lcx_load_elem(v, vdtype, (size_t)(j * vstride + c));
+                o[i * ldo + c] += pv * lcx_load_elem(v, dt, (size_t)(j * vstride + c));
         }
 }
