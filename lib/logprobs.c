@@ -8,6 +8,9 @@
 #include "internal/lcx_fpenv.h"
 #include "longctx/recipe.h"
 #include "../kernels/common/fp_bits.h"
+#if defined(LCX_HAVE_CUDA)
+#include "internal/lcx_cuda.h"
+#endif
 
 #define LCX_LP_ELEMS_PER_TASK 65536
 
@@ -106,8 +109,6 @@ static lcx_status lcx_lp_run(lcx_context *ctx, const char *op, const lcx_tensor 
     }
     if (!targets || !out)
         return lcx_fail(LCX_E_INVALID, "%s: %s is NULL", op, !targets ? "targets" : "out");
-    if (ctx->device != LCX_DEVICE_CPU)
-        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
     {
         uintptr_t t0, t1;
         const uintptr_t o0 = (uintptr_t)out, o1 = o0 + (uintptr_t)rows * sizeof(float);
@@ -121,6 +122,12 @@ static lcx_status lcx_lp_run(lcx_context *ctx, const char *op, const lcx_tensor 
         if (bad && rows > 0)
             return lcx_fail(LCX_E_INVALID, "%s: out overlaps the logits or targets", op);
     }
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA) /* targets are checked on the device */
+        return lcx_cuda_token_logprobs(ctx->cuda, op, a, b, targets, out, rows, vocab);
+#endif
+    if (ctx->device != LCX_DEVICE_CPU)
+        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no kernel for this device", op);
     for (int64_t r = 0; r < rows; r++)
         if (targets[r] >= vocab)
             return lcx_fail(LCX_E_INVALID, "%s: targets[%" PRId64 "] = %" PRId64 " >= vocab %" PRId64, op, r,

@@ -8,6 +8,9 @@
 #include "internal/lcx_internal.h"
 #include "internal/lcx_fpenv.h"
 #include "longctx/recipe.h"
+#if defined(LCX_HAVE_CUDA)
+#include "internal/lcx_cuda.h"
+#endif
 
 #define LCX_MERGE_MAX_INPUTS 64
 #define LCX_MERGE_CHUNK 16384 /* elements per task */
@@ -79,8 +82,6 @@ lcx_status lcx_merge_weights(lcx_context *ctx, int32_t n, const lcx_tensor *inpu
         return lcx_fail(LCX_E_INVALID, "merge_weights: %s is NULL", !inputs ? "inputs" : "coeffs");
     if ((st = lcx_tensor_validate(out, "merge_weights: out", 1)) != LCX_OK)
         return st;
-    if (ctx->device != LCX_DEVICE_CPU)
-        return lcx_fail(LCX_E_UNSUPPORTED, "merge_weights: no CUDA kernel yet");
     lcx_merge_job j = {0};
     for (int32_t i = 0; i < n; i++) {
         char name[48];
@@ -99,6 +100,12 @@ lcx_status lcx_merge_weights(lcx_context *ctx, int32_t n, const lcx_tensor *inpu
     j.numel = lcx_tensor_numel(out);
     if (j.numel == 0)
         return LCX_OK;
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA)
+        return lcx_cuda_merge(ctx->cuda, n, inputs, j.c, out);
+#endif
+    if (ctx->device != LCX_DEVICE_CPU)
+        return lcx_fail(LCX_E_UNSUPPORTED, "merge_weights: no kernel for this device");
     j.kt = &ctx->kt;
     j.n = n;
     j.in = inputs;

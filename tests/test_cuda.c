@@ -1,5 +1,6 @@
 /* CUDA suite: every CUDA op against the CPU scalar reference on the same
  * inputs. Exits 77 (skipped) in a build without CUDA or without a GPU. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "internal/lcx_internal.h"
 #if defined(LCX_HAVE_CUDA)
 #include "internal/lcx_cuda.h"
+#include "../kernels/common/fp_bits.h"
 
 static lcx_context *gpu, *cpu;
 
@@ -101,6 +103,356 @@ static void test_cuda_bad_input(void **state)
     lcx_cuda_free(gpu->cuda, d);
 }
 
+/* ---- merge ---- */
+
+static const lcx_dtype all_dts[3] = {LCX_F32, LCX_F16, LCX_BF16};
+
+/* a random view: nd dims, padded outer strides; returns its span in elements */
+static int64_t rand_view(lcx_tensor *t, lcx_dtype dt, int nd, const int64_t *shape, lcx_rng *rng)
+{
+    memset(t, 0, sizeof *t);
+    t->dtype = dt;
+    t->ndim = nd;
+    int64_t span = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        t->shape[d] = shape[d];
+        t->stride[d] = d == nd - 1 ? 1 : span + lcx_rng_range(rng, 0, 3);
+        span = t->stride[d] * (shape[d] > 0 ? shape[d] : 1);
+    }
+    return span;
+}
+
+/* mostly moderate values, some raw bit patterns (inf, NaN, subnormals, huge) */
+static void rand_fill(void *p, lcx_dtype dt, int64_t n, lcx_rng *rng)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (lcx_rng_range(rng, 0, 9) == 0) {
+            const uint32_t u = lcx_rng_u32(rng);
+            if (dt == LCX_F32)
+                memcpy((float *)p + i, &u, 4);
+            else
+                ((uint16_t *)p)[i] = (uint16_t)u;
+        } else {
+            lcx_store_elem(p, (int32_t)dt, (size_t)i, (float)lcx_rng_uniform(rng, -4, 4));
+        }
+    }
+}
+
+static int is_nan_elem(const void *p, lcx_dtype dt, size_t i)
+{
+    const float x = lcx_load_elem(p, (int32_t)dt, i);
+    return x != x;
+}
+
+/* byte-identical buffers, except that two NaNs compare equal (CPUs and GPUs
+ * propagate NaN payloads through an FMA differently) */
+static void expect_same_elems(const void *got, const void *want, lcx_dtype dt, int64_t n, const char *what)
+{
+    const size_t es = lcx_dtype_size(dt);
+    for (int64_t i = 0; i < n; i++) {
+        const char *g = (const char *)got + (size_t)i * es, *w = (const char *)want + (size_t)i * es;
+        if (memcmp(g, w, es) == 0 || (is_nan_elem(got, dt, (size_t)i) && is_nan_elem(want, dt, (size_t)i)))
+            continue;
+        lcx_fail_msg("%s: element %lld differs: %.9g vs %.9g", what, (long long)i,
+                     (double)lcx_load_elem(got, (int32_t)dt, (size_t)i),
+                     (double)lcx_load_elem(want, (int32_t)dt, (size_t)i));
+    }
+}
+
+static void test_cuda_merge_vs_scalar(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 12);
+    for (int iter = 0; iter < 120; iter++) {
+        const int32_t n = iter == 7 ? 64 : (int32_t)lcx_rng_range(&rng, 1, 5);
+        const int nd = (int)lcx_rng_range(&rng, 1, 4);
+        const int inplace = iter % 5 == 4;
+        int64_t shape[4];
+        for (int d = 0; d < nd; d++) {
+            const int64_t lim = d == nd - 1 ? (iter < 6 ? 70000 : 301) : (iter < 6 ? 3 : 5);
+            shape[d] = iter % 17 == 3 && d == 0 ? 0 : iter % 13 == 5 ? 1 : lcx_rng_range(&rng, 1, lim);
+        }
+        lcx_tensor in[64], out;
+        void *h_in[64], *d_in[64];
+        int64_t span[64];
+        double coeffs[64];
+        const lcx_dtype odt = all_dts[iter % 3];
+        for (int32_t i = 0; i < n; i++) {
+            const lcx_dtype dt = inplace && i == 0 ? odt : all_dts[(iter / 3 + i) % 3];
+            span[i] = rand_view(&in[i], dt, nd, shape, &rng);
+            const size_t bytes = (size_t)span[i] * lcx_dtype_size(dt);
+            h_in[i] = malloc(bytes);
+            rand_fill(h_in[i], dt, span[i], &rng);
+            d_in[i] = dev_alloc(bytes);
+            to_dev(d_in[i], h_in[i], bytes);
+            coeffs[i] = iter % 4 == 0 ? 1.0 / n : lcx_rng_uniform(&rng, -2, 2);
+        }
+        int64_t ospan;
+        if (inplace) {
+            out = in[0];
+            ospan = span[0];
+        } else {
+            ospan = rand_view(&out, odt, nd, shape, &rng);
+        }
+        const size_t ob = (size_t)ospan * lcx_dtype_size(odt);
+        unsigned char *hc = malloc(ob), *hg = malloc(ob);
+        void *dout = inplace ? d_in[0] : dev_alloc(ob);
+        if (inplace)
+            memcpy(hc, h_in[0], ob);
+        else {
+            memset(hc, 0xCD, ob);
+            to_dev(dout, hc, ob);
+        }
+        /* CPU scalar reference */
+        for (int32_t i = 0; i < n; i++)
+            in[i].data = inplace && i == 0 ? hc : h_in[i];
+        out.data = hc;
+        if (lcx_merge_weights(cpu, n, in, coeffs, &out) != LCX_OK)
+            lcx_fail_msg("cpu merge: %s", lcx_last_error());
+        for (int32_t i = 0; i < n; i++)
+            in[i].data = d_in[i];
+        out.data = dout;
+        if (lcx_merge_weights(gpu, n, in, coeffs, &out) != LCX_OK)
+            lcx_fail_msg("cuda merge: %s", lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        to_host(hg, dout, ob);
+        expect_same_elems(hg, hc, odt, ospan, "cuda vs scalar merge");
+        for (int32_t i = 0; i < n; i++) {
+            lcx_cuda_free(gpu->cuda, d_in[i]);
+            free(h_in[i]);
+        }
+        if (!inplace)
+            lcx_cuda_free(gpu->cuda, dout);
+        free(hc);
+        free(hg);
+    }
+}
+
+static void test_cuda_merge_bad_input(void **state)
+{
+    (void)state;
+    const int64_t shape[2] = {4, 16};
+    float *a = dev_alloc(64 * 4), *b = dev_alloc(64 * 4), *o = dev_alloc(64 * 4);
+    float poison[64], back[64];
+    memset(poison, 0xCD, sizeof poison);
+    to_dev(o, poison, sizeof poison);
+    lcx_tensor in[2], out;
+    lcx_tensor_init(&in[0], a, LCX_F32, 2, shape);
+    lcx_tensor_init(&in[1], b, LCX_F32, 2, shape);
+    lcx_tensor_init(&out, o, LCX_F32, 2, shape);
+    double c[2] = {0.5, 0.5};
+    assert_int_equal(lcx_merge_weights(gpu, 0, in, c, &out), LCX_E_INVALID);
+    assert_int_equal(lcx_merge_weights(gpu, 65, in, c, &out), LCX_E_INVALID);
+    assert_int_equal(lcx_merge_weights(gpu, 2, NULL, c, &out), LCX_E_INVALID);
+    c[1] = NAN;
+    assert_int_equal(lcx_merge_weights(gpu, 2, in, c, &out), LCX_E_INVALID);
+    c[1] = 1e39;
+    assert_int_equal(lcx_merge_weights(gpu, 2, in, c, &out), LCX_E_INVALID);
+    c[1] = 0.5;
+    in[1].shape[0] = 3;
+    assert_int_equal(lcx_merge_weights(gpu, 2, in, c, &out), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "shape"));
+    in[1].shape[0] = 4;
+    lcx_tensor shifted = out;
+    shifted.data = o + 1;
+    shifted.shape[0] = 3;
+    lcx_tensor part = in[0];
+    part.shape[0] = 3;
+    part.data = o;
+    lcx_tensor pin[1] = {part};
+    assert_int_equal(lcx_merge_weights(gpu, 1, pin, c, &shifted), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "overlap"));
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(back, o, sizeof back);
+    lcx_expect_bytes_equal(back, poison, sizeof back, "merge wrote on bad input");
+    assert_non_null(lcx_context_kernel_name(gpu, "merge"));
+    lcx_cuda_free(gpu->cuda, a);
+    lcx_cuda_free(gpu->cuda, b);
+    lcx_cuda_free(gpu->cuda, o);
+}
+
+/* ---- logprobs / impact ---- */
+
+/* fill row r of a [rows][vocab] view; specials: 1 NaN, 2 some +inf,
+ * 3 all -inf, 4 some -inf, 5 one +inf */
+static void lp_fill_row(const lcx_tensor *t, void *base, int64_t row, int64_t vocab, double sigma, int special,
+                        lcx_rng *rng)
+{
+    int64_t off = 0, r = row;
+    for (int d = t->ndim - 2; d >= 0; d--) {
+        off += (r % t->shape[d]) * t->stride[d];
+        r /= t->shape[d];
+    }
+    char *p = (char *)base + (size_t)off * lcx_dtype_size(t->dtype);
+    for (int64_t i = 0; i < vocab; i++) {
+        float v = (float)((lcx_rng_uniform(rng, -1, 1) + lcx_rng_uniform(rng, -1, 1) +
+                           lcx_rng_uniform(rng, -1, 1)) * sigma);
+        if (special == 3 || (special == 4 && lcx_rng_range(rng, 0, 3) == 0))
+            v = -INFINITY;
+        if (special == 2 && lcx_rng_range(rng, 0, 2) == 0)
+            v = INFINITY;
+        lcx_store_elem(p, (int32_t)t->dtype, (size_t)i, v);
+    }
+    if (special == 1)
+        lcx_store_elem(p, (int32_t)t->dtype, (size_t)lcx_rng_range(rng, 0, vocab - 1), NAN);
+    if (special == 5 || special == 2)
+        lcx_store_elem(p, (int32_t)t->dtype, (size_t)lcx_rng_range(rng, 0, vocab - 1), INFINITY);
+}
+
+static void expect_close(float got, float want, double tol, const char *what, int64_t r)
+{
+    if (isnan(want) || isinf(want)) {
+        if (!(isnan(want) ? isnan(got) : got == want))
+            lcx_fail_msg("%s row %lld: %g, want %g", what, (long long)r, (double)got, (double)want);
+        return;
+    }
+    if (!(fabs((double)got - want) <= tol))
+        lcx_fail_msg("%s row %lld: %.9g, want %.9g", what, (long long)r, (double)got, (double)want);
+}
+
+static void test_cuda_logprobs_vs_scalar(void **state)
+{
+    (void)state;
+    static const int64_t vocabs[] = {1, 2, 7, 33, 255, 512, 513, 1000, 4097, 50000};
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 13);
+    for (int iter = 0; iter < 90; iter++) {
+        const lcx_dtype dt = all_dts[iter % 3];
+        const int impact = (iter / 3) % 2;
+        const int64_t vocab = vocabs[(iter / 6 + iter) % 10];
+        const int nd = (int)lcx_rng_range(&rng, 2, 4);
+        int64_t shape[4];
+        for (int d = 0; d < nd - 1; d++)
+            shape[d] = iter % 11 == 2 && d == 0 ? 0 : iter % 7 == 1 ? 1 : lcx_rng_range(&rng, 1, vocab > 4000 ? 3 : 9);
+        shape[nd - 1] = vocab;
+        const double sigma = iter % 4 == 0 ? 20.0 : iter % 4 == 1 ? 0.5 : 3.0;
+        lcx_tensor x[2];
+        void *hx[2] = {NULL, NULL}, *dx[2] = {NULL, NULL};
+        int64_t rows = 1;
+        for (int d = 0; d < nd - 1; d++)
+            rows *= shape[d];
+        for (int k = 0; k <= impact; k++) {
+            const int64_t span = rand_view(&x[k], impact && k == 1 ? all_dts[(iter + 1) % 3] : dt, nd, shape, &rng);
+            const size_t bytes = (size_t)span * lcx_dtype_size(x[k].dtype);
+            hx[k] = malloc(bytes);
+            memset(hx[k], 0xCD, bytes);
+            for (int64_t r = 0; r < rows; r++) {
+                const int special = lcx_rng_range(&rng, 0, 5) == 0 ? (int)lcx_rng_range(&rng, 1, 5) : 0;
+                lp_fill_row(&x[k], hx[k], r, vocab, sigma, special, &rng);
+            }
+            dx[k] = dev_alloc(bytes);
+            to_dev(dx[k], hx[k], bytes);
+        }
+        int64_t *tg = malloc((size_t)(rows + 1) * sizeof *tg);
+        for (int64_t r = 0; r < rows; r++)
+            tg[r] = lcx_rng_range(&rng, 0, 15) == 0 ? -100 : lcx_rng_range(&rng, 0, vocab - 1);
+        int64_t *dtg = dev_alloc((size_t)(rows + 1) * sizeof *tg);
+        to_dev(dtg, tg, (size_t)rows * sizeof *tg);
+        /* out at offset 1 of rows + 2 poisoned floats */
+        const size_t ob = (size_t)(rows + 2) * sizeof(float);
+        float *hc = malloc(ob), *hg = malloc(ob), *lb = malloc(ob), *le = malloc(ob);
+        memset(hc, 0xCD, ob);
+        memset(hg, 0xCD, ob);
+        float *dout = dev_alloc(ob);
+        to_dev(dout, hc, ob);
+        lcx_tensor hx0 = x[0], hx1 = x[1];
+        hx0.data = hx[0];
+        hx1.data = hx[1];
+        lcx_status st = impact ? lcx_token_impact(cpu, &hx0, &hx1, tg, hc + 1) : lcx_token_logprobs(cpu, &hx0, tg, hc + 1);
+        if (st != LCX_OK)
+            lcx_fail_msg("cpu logprobs: %s", lcx_last_error());
+        if (impact) {
+            assert_int_equal(lcx_token_logprobs(cpu, &hx0, tg, lb), LCX_OK);
+            assert_int_equal(lcx_token_logprobs(cpu, &hx1, tg, le), LCX_OK);
+        }
+        x[0].data = dx[0];
+        x[1].data = dx[1];
+        st = impact ? lcx_token_impact(gpu, &x[0], &x[1], dtg, dout + 1) : lcx_token_logprobs(gpu, &x[0], dtg, dout + 1);
+        if (st != LCX_OK)
+            lcx_fail_msg("cuda logprobs: %s", lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        to_host(hg, dout, ob);
+        lcx_expect_bytes_equal(hg, hc, sizeof(float), "cuda logprobs wrote before out");
+        lcx_expect_bytes_equal(hg + rows + 1, hc + rows + 1, sizeof(float), "cuda logprobs wrote after out");
+        for (int64_t r = 0; r < rows; r++) {
+            /* each log-probability within the CPU suite's 1e-5 + 1e-6 |lp| of
+             * the exact value on both sides */
+            double tol = 2.0 * (1e-5 + 1e-6 * fabs((double)hc[1 + r]));
+            if (impact)
+                tol = 2.0 * (2e-5 + 1e-6 * ((isfinite(lb[r]) ? fabs((double)lb[r]) : 0.0) +
+                                            (isfinite(le[r]) ? fabs((double)le[r]) : 0.0)));
+            expect_close(hg[1 + r], hc[1 + r], tol, impact ? "cuda vs scalar impact" : "cuda vs scalar logprobs", r);
+        }
+        for (int k = 0; k <= impact; k++) {
+            lcx_cuda_free(gpu->cuda, dx[k]);
+            free(hx[k]);
+        }
+        lcx_cuda_free(gpu->cuda, dtg);
+        lcx_cuda_free(gpu->cuda, dout);
+        free(tg);
+        free(hc);
+        free(hg);
+        free(lb);
+        free(le);
+    }
+}
+
+static void test_cuda_logprobs_bad_input(void **state)
+{
+    (void)state;
+    const int64_t shape[2] = {5, 10};
+    float *x = dev_alloc(50 * 4), *y = dev_alloc(50 * 4), *o = dev_alloc(8 * 4);
+    int64_t *tg = dev_alloc(5 * 8);
+    float hx[50];
+    for (int i = 0; i < 50; i++)
+        hx[i] = (float)i * 0.1f;
+    to_dev(x, hx, sizeof hx);
+    to_dev(y, hx, sizeof hx);
+    float poison[8], back[8];
+    memset(poison, 0xCD, sizeof poison);
+    to_dev(o, poison, sizeof poison);
+    lcx_tensor t, u;
+    lcx_tensor_init(&t, x, LCX_F32, 2, shape);
+    lcx_tensor_init(&u, y, LCX_F32, 2, shape);
+    int64_t htg[5] = {0, 9, -100, 10, 3}; /* row 3 is out of range */
+    to_dev(tg, htg, sizeof htg);
+    assert_int_equal(lcx_token_logprobs(gpu, &t, tg, o + 1), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "targets[3] = 10"));
+    assert_int_equal(lcx_token_impact(gpu, &t, &u, tg, o + 1), LCX_E_INVALID);
+    htg[3] = 2;
+    to_dev(tg, htg, sizeof htg);
+    assert_int_equal(lcx_token_logprobs(gpu, &t, NULL, o + 1), LCX_E_INVALID);
+    assert_int_equal(lcx_token_logprobs(gpu, &t, tg, NULL), LCX_E_INVALID);
+    assert_int_equal(lcx_token_impact(gpu, &t, NULL, tg, o + 1), LCX_E_INVALID);
+    lcx_tensor v = u;
+    v.shape[0] = 4;
+    assert_int_equal(lcx_token_impact(gpu, &t, &v, tg, o + 1), LCX_E_INVALID);
+    lcx_tensor w = t;
+    w.ndim = 1;
+    w.shape[0] = 50;
+    assert_int_equal(lcx_token_logprobs(gpu, &w, tg, o + 1), LCX_E_INVALID);
+    /* out overlapping the logits */
+    assert_int_equal(lcx_token_logprobs(gpu, &t, tg, x + 2), LCX_E_INVALID);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(back, o, sizeof back);
+    lcx_expect_bytes_equal(back, poison, sizeof back, "logprobs wrote on bad input");
+    float hx2[50];
+    to_host(hx2, x, sizeof hx2);
+    lcx_expect_bytes_equal(hx2, hx, sizeof hx, "logprobs wrote into the logits");
+    /* and the fixed targets run */
+    assert_int_equal(lcx_token_logprobs(gpu, &t, tg, o + 1), LCX_OK);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(back, o, sizeof back);
+    assert_true(isnan(back[3]));
+    assert_true(back[1] < 0 && back[2] < 0);
+    assert_non_null(lcx_context_kernel_name(gpu, "row_lse"));
+    lcx_cuda_free(gpu->cuda, x);
+    lcx_cuda_free(gpu->cuda, y);
+    lcx_cuda_free(gpu->cuda, o);
+    lcx_cuda_free(gpu->cuda, tg);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -144,6 +496,10 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cuda_convert_vs_scalar),
         cmocka_unit_test(test_cuda_bad_input),
+        cmocka_unit_test(test_cuda_merge_vs_scalar),
+        cmocka_unit_test(test_cuda_merge_bad_input),
+        cmocka_unit_test(test_cuda_logprobs_vs_scalar),
+        cmocka_unit_test(test_cuda_logprobs_bad_input),
     };
     char *args[2] = {argv[0], "auto"};
     if (setup(NULL) != 0) {

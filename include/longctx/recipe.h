@@ -21,7 +21,11 @@ struct lcx_context;
  *  any other overlap is refused. LongRecipe's merge is n = 2 with coeffs
  *  0.5, 0.5; task arithmetic base + sum l_i (w_i - base) is coeffs
  *  (1 - sum l_i, l_1, ..., l_k) over (base, w_1, ..., w_k). The result does
- *  not depend on the thread count. */
+ *  not depend on the thread count.
+ *  CUDA context: inputs[i].data and out->data are device memory (the inputs
+ *  array, the tensor descriptors and coeffs stay in host memory); the merge
+ *  is queued on the context's stream and its results equal the CPU scalar
+ *  kernel's bit for bit (NaN payloads aside). */
 LCX_API lcx_status lcx_merge_weights(struct lcx_context *ctx, int32_t n, const lcx_tensor *inputs,
                                      const double *coeffs, const lcx_tensor *out);
 
@@ -32,7 +36,11 @@ LCX_API lcx_status lcx_merge_weights(struct lcx_context *ctx, int32_t n, const l
  *  negative target (HF's -100) gives NaN, one >= vocab is refused. A row
  *  with a NaN gives NaN; with +inf entries, the mass is shared by them
  *  (-log(count) at a +inf target, -inf elsewhere); all -inf gives NaN.
- *  Accuracy: within 1e-5 + 1e-6 |result| of the exact value for f32 input. */
+ *  Accuracy: within 1e-5 + 1e-6 |result| of the exact value for f32 input.
+ *  CUDA context: logits->data, targets and out are device memory (the
+ *  tensor descriptor stays in host memory). The call waits for the
+ *  context's stream to check the targets (so a bad one is refused with
+ *  nothing written), then queues the kernel on that stream. */
 LCX_API lcx_status lcx_token_logprobs(struct lcx_context *ctx, const lcx_tensor *logits, const int64_t *targets,
                                       float *out);
 
@@ -43,7 +51,9 @@ LCX_API lcx_status lcx_token_logprobs(struct lcx_context *ctx, const lcx_tensor 
  *  probabilities, i.e. exp(lp), so the probability difference is
  *  exp(lp_ext) - exp(lp_base) = exp(lp_base) (exp(out) - 1); whether the
  *  paper ranks by the signed or the absolute change is not settled: take
- *  fabs(out) for the latter (lcx_impact_topk's use_abs). */
+ *  fabs(out) for the latter (lcx_impact_topk's use_abs). On a CUDA context
+ *  the logits data, targets and out are device memory, as for
+ *  lcx_token_logprobs. */
 LCX_API lcx_status lcx_token_impact(struct lcx_context *ctx, const lcx_tensor *base_logits,
                                     const lcx_tensor *ext_logits, const int64_t *targets, float *out);
 

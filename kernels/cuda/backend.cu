@@ -90,6 +90,8 @@ extern "C" const char *lcx_cuda_kernel_name(const char *op)
         {"convert_bf16_f32", "lcx_k_convert_bf16_f32__cuda"},
         {"convert_f32_f16", "lcx_k_convert_f32_f16__cuda"},
         {"convert_f16_f32", "lcx_k_convert_f16_f32__cuda"},
+        {"merge", "lcx_k_merge__cuda"},
+        {"row_lse", "lcx_k_row_lse__cuda"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(op, names[i][0]) == 0)

@@ -29,6 +29,21 @@ lcx_status lcx_cuda_convert(lcx_cuda_state *s, const void *src, lcx_dtype sdt, v
                             lcx_dtype ddt, int nd, const int64_t *shape, const int64_t *sstride,
                             const int64_t *dstride);
 
+/* out = sum_i coeffs[i] * inputs[i] (validated lcx_merge_weights arguments,
+ * n <= 64, tensor data in device memory), queued on the state's stream. */
+lcx_status lcx_cuda_merge(lcx_cuda_state *s, int32_t n, const lcx_tensor *inputs, const float *coeffs,
+                          const lcx_tensor *out);
+
+/* out[r] = log-probability of targets[r] in row r of logits over `rows` rows
+ * of `vocab` entries, or, with ext_logits, the ext minus base difference
+ * (validated lcx_token_logprobs / lcx_token_impact arguments; tensor data,
+ * targets and out in device memory). Waits for the stream to check the
+ * targets (LCX_E_INVALID, nothing written, for one >= vocab), then queues
+ * the kernel. `op` names the public call in error messages. */
+lcx_status lcx_cuda_token_logprobs(lcx_cuda_state *s, const char *op, const lcx_tensor *logits,
+                                   const lcx_tensor *ext_logits, const int64_t *targets, float *out,
+                                   int64_t rows, int64_t vocab);
+
 /* Device memory for tests and the bench (synchronous copies). */
 lcx_status lcx_cuda_alloc(lcx_cuda_state *s, size_t bytes, void **out);
 void lcx_cuda_free(lcx_cuda_state *s, void *p);
