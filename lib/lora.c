@@ -3,11 +3,12 @@
  *
  *   y[t][o] = [y_old +] alpha * (sum_k x[t][k] w[o][k] + sum_r u[t][r] b[o][r]) + bias[o]
  *
- * The second sum is the low-rank term with u = s x A^T computed beforehand
- * (by the same engine): it is `rank` more reduction steps of the same output
- * tile, so the fused layer writes y once.
+ * The second sum is the low-rank term with u = s x A^T (formed by the packed
+ * path from its own packed x, by a separate run of the engine on the other
+ * paths): it is `rank` more reduction steps of the same output tile, so the
+ * fused layer writes y once.
  *
- * Two paths:
+ * Three paths, chosen by the shape alone:
  *  - packed (BLIS layout): x rows are packed into MR-row panels [k][MR] and
  *    weight rows into NR-column panels [k][NR], both f32 (dtype conversion
  *    happens while packing); the ISA micro-kernel gemm_ukr accumulates an
@@ -375,9 +376,9 @@ static void lcx_gemm_task(void *arg, int64_t w)
     lcx_fpenv_leave(env);
 }
 
-/* ---- direct path ---- */
+/* ---- dot path ---- */
 
-static void lcx_direct_task(void *arg, int64_t w)
+static void lcx_dot_task(void *arg, int64_t w)
 {
     const lcx_gemm_run *run = arg;
     const lcx_gemm *g = run->g;
@@ -548,7 +549,7 @@ static lcx_status lcx_gemm_exec(lcx_context *ctx, const lcx_gemm *g, const lcx_g
             if (g->K > 0)
                 lcx_mat_load(&ctx->kt, &g->x, lcx_row_of(g->xmap, t), 0, g->K, (float *)mem + t * g->K);
         lcx_fpenv_leave(env);
-        return lcx_parallel(ctx, p->workers, lcx_direct_task, &run);
+        return lcx_parallel(ctx, p->workers, lcx_dot_task, &run);
     }
     if (g->a.data) {
         /* A as weight panels [Rp/NR][K][NR] after the packed x */
