@@ -10,6 +10,9 @@
 #include "internal/lcx_fpenv.h"
 #include "longctx/rope.h"
 #include "../kernels/common/rope_common.h"
+#if defined(LCX_HAVE_CUDA)
+#include "internal/lcx_cuda.h"
+#endif
 
 #define LCX_ROPE_MAX_DIM 1024            /* rotary_dim cap: per-task buffers live on the stack */
 #define LCX_ROPE_MAX_PAIRS (LCX_ROPE_MAX_DIM / 2)
@@ -619,8 +622,6 @@ static lcx_status lcx_rope_prepare(lcx_context *ctx, const char *op, const lcx_r
         return st;
     if (!r)
         return lcx_fail(LCX_E_INVALID, "%s: rope is NULL", op);
-    if (ctx->device != LCX_DEVICE_CPU)
-        return lcx_fail(LCX_E_UNSUPPORTED, "%s: RoPE has no CUDA kernels yet", op);
     if (!q && !k)
         return lcx_fail(LCX_E_INVALID, "%s: q and k are both NULL", op);
     if (q && (st = lcx_rope_check_x(r, q, "q")) != LCX_OK)
@@ -642,7 +643,9 @@ static lcx_status lcx_rope_prepare(lcx_context *ctx, const char *op, const lcx_r
         return lcx_fail(LCX_E_OVERFLOW, "%s: batch x seq overflows", op);
     if (!positions && j->seq - 1 > LCX_ROPE_MAX_POS)
         return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 " exceeds the position range [0, 2^31-1]", op, j->seq);
-    if (positions && need_pos_check) {
+    /* CUDA: positions live in device memory and are checked there (before
+     * anything is written) by lcx_cuda_rope */
+    if (positions && need_pos_check && ctx->device == LCX_DEVICE_CPU) {
         for (int64_t i = 0; i < j->tokens; i++)
             if (positions[i] < 0 || positions[i] > LCX_ROPE_MAX_POS)
                 return lcx_fail(LCX_E_INVALID,
@@ -657,10 +660,52 @@ static lcx_status lcx_rope_prepare(lcx_context *ctx, const char *op, const lcx_r
     return LCX_OK;
 }
 
-static lcx_status lcx_rope_run(lcx_context *ctx, lcx_rope_job *j)
+#if defined(LCX_HAVE_CUDA)
+static int64_t lcx_rope_nhat(const lcx_rope *r)
+{
+    return r->cfg.type == LCX_ROPE_LONGROPE ? r->cfg.n_hat : 0;
+}
+
+static lcx_status lcx_rope_run_cuda(lcx_context *ctx, const char *op, const lcx_rope_job *j)
+{
+    const lcx_rope *r = j->r;
+    lcx_cuda_rope_desc d;
+    memset(&d, 0, sizeof d);
+    d.n_pairs = r->n_pairs;
+    d.interleaved = r->cfg.layout == LCX_ROPE_INTERLEAVED;
+    d.a = 1.0f;
+    d.n_hat = lcx_rope_nhat(r);
+    d.turns = r->turns;
+    d.turns0 = r->turns0;
+    if (j->kind == LCX_ROPE_JOB_APPLY) {
+        d.a = (float)r->a;
+        if (r->cfg.precision == LCX_ROPE_PRECISE) {
+            d.mode = 0;
+        } else {
+            d.mode = 1;
+            d.theta = r->theta_f32;
+            d.theta0 = r->theta0_f32;
+        }
+    } else {
+        d.mode = 2;
+        d.n_hat_from = lcx_rope_nhat(j->from);
+        d.from_turns = j->from->turns;
+        d.from_turns0 = j->from->turns0;
+    }
+    return lcx_cuda_rope(ctx->cuda, op, &d, j->x[0], j->x[1], j->pos, j->batch, j->seq);
+}
+#endif
+
+static lcx_status lcx_rope_run(lcx_context *ctx, const char *op, lcx_rope_job *j)
 {
     if (j->tokens == 0)
         return LCX_OK;
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA)
+        return lcx_rope_run_cuda(ctx, op, j);
+#else
+    (void)op;
+#endif
     const int64_t n_tasks = (j->tokens + LCX_ROPE_TOKENS_PER_TASK - 1) / LCX_ROPE_TOKENS_PER_TASK;
     return lcx_parallel(ctx, n_tasks, lcx_rope_task, j);
 }
@@ -673,7 +718,7 @@ lcx_status lcx_rope_apply(lcx_context *ctx, const lcx_rope *rope, const lcx_tens
     if (st != LCX_OK)
         return st;
     j.kind = LCX_ROPE_JOB_APPLY;
-    return lcx_rope_run(ctx, &j);
+    return lcx_rope_run(ctx, "rope_apply", &j);
 }
 
 lcx_status lcx_rope_rerotate(lcx_context *ctx, const lcx_rope *from, const lcx_rope *to, const lcx_tensor *k,
@@ -693,7 +738,7 @@ lcx_status lcx_rope_rerotate(lcx_context *ctx, const lcx_rope *from, const lcx_r
         return st;
     j.kind = LCX_ROPE_JOB_REROTATE;
     j.from = from;
-    return lcx_rope_run(ctx, &j);
+    return lcx_rope_run(ctx, "rope_rerotate", &j);
 }
 
 lcx_status lcx_rope_shift(lcx_context *ctx, const lcx_rope *rope, const lcx_tensor *k, int64_t delta)
@@ -710,10 +755,12 @@ lcx_status lcx_rope_shift(lcx_context *ctx, const lcx_rope *rope, const lcx_tens
         return lcx_fail(LCX_E_INVALID,
                         "rope_shift: LONGROPE with n_hat %" PRId64 " rotates positions below n_hat differently; "
                         "shift needs positions (use lcx_rope_rerotate)", rope->cfg.n_hat);
+    if (ctx->device != LCX_DEVICE_CPU)
+        return lcx_fail(LCX_E_UNSUPPORTED, "rope_shift: no CUDA kernel yet (use lcx_rope_rerotate)");
     _Alignas(64) uint64_t turns[LCX_ROPE_MAX_PAIRS];
     for (int32_t i = 0; i < rope->n_pad; i++)
         turns[i] = (uint64_t)delta * rope->turns[i]; /* exact mod one turn, sign included */
     j.kind = LCX_ROPE_JOB_SHIFT;
     j.shift_turns = turns;
-    return lcx_rope_run(ctx, &j);
+    return lcx_rope_run(ctx, "rope_shift", &j);
 }

@@ -7,6 +7,7 @@
 
 #include "util/lcx_test.h"
 #include "internal/lcx_internal.h"
+#include "longctx/rope.h"
 #if defined(LCX_HAVE_CUDA)
 #include "internal/lcx_cuda.h"
 #include "../kernels/common/fp_bits.h"
@@ -453,6 +454,377 @@ static void test_cuda_logprobs_bad_input(void **state)
     lcx_cuda_free(gpu->cuda, tg);
 }
 
+/* ---- RoPE ---- */
+
+typedef struct rope_layout {
+    int64_t B, S, HQ, HK, W, D, hs, ts, bs, span; /* W heads per token: q, k, one spare */
+} rope_layout;
+
+/* [B][S][W][D] with padded head, token and batch strides: q = heads
+ * [0, HQ), k = heads [HQ, HQ + HK), head W - 1 and the padding never rotated */
+static void rope_make_layout(rope_layout *L, int64_t B, int64_t S, int64_t HQ, int64_t HK, int64_t D, int strided)
+{
+    L->B = B;
+    L->S = S;
+    L->HQ = HQ;
+    L->HK = HK;
+    L->W = HQ + HK + 1;
+    L->D = D;
+    L->hs = D + (strided ? 3 : 0);
+    L->ts = L->W * L->hs + (strided ? 5 : 0);
+    L->bs = S * L->ts + (strided ? 7 : 0);
+    L->span = B * L->bs;
+}
+
+static void rope_views(const rope_layout *L, lcx_dtype dt, void *base, lcx_tensor *q, lcx_tensor *k)
+{
+    const size_t es = lcx_dtype_size(dt);
+    memset(q, 0, sizeof *q);
+    q->dtype = dt;
+    q->ndim = 4;
+    q->shape[0] = L->B;
+    q->shape[1] = L->S;
+    q->shape[2] = L->HQ;
+    q->shape[3] = L->D;
+    q->stride[0] = L->bs;
+    q->stride[1] = L->ts;
+    q->stride[2] = L->hs;
+    q->stride[3] = 1;
+    q->data = base;
+    *k = *q;
+    k->shape[2] = L->HK;
+    k->data = (char *)base + (size_t)(L->HQ * L->hs) * es;
+}
+
+/* 1 where element e of the buffer is a rotated dim of a head of q (do_q) or k (do_k) */
+static unsigned char *rope_mask(const rope_layout *L, int32_t rd, int do_q, int do_k)
+{
+    unsigned char *m = calloc((size_t)L->span, 1);
+    for (int64_t b = 0; b < L->B; b++)
+        for (int64_t s = 0; s < L->S; s++)
+            for (int64_t h = 0; h < L->HQ + L->HK; h++) {
+                if (h < L->HQ ? !do_q : !do_k)
+                    continue;
+                for (int32_t i = 0; i < rd; i++)
+                    m[b * L->bs + s * L->ts + h * L->hs + i] = 1;
+            }
+    return m;
+}
+
+/* GPU vs CPU scalar: rotated elements within tol (+ one rounding of the
+ * 16-bit dtype, relative), every other element byte-identical to orig */
+static void rope_compare(const void *gpu_out, const void *cpu_out, const void *orig, const unsigned char *mask,
+                         lcx_dtype dt, int64_t span, double tol, const char *what)
+{
+    const size_t es = lcx_dtype_size(dt);
+    const double rel = dt == LCX_BF16 ? 0x1p-7 : dt == LCX_F16 ? 0x1p-10 : 0.0; /* one ulp */
+    for (int64_t e = 0; e < span; e++) {
+        const char *g = (const char *)gpu_out + (size_t)e * es;
+        if (!mask[e]) {
+            if (memcmp(g, (const char *)orig + (size_t)e * es, es) != 0)
+                lcx_fail_msg("%s: element %lld outside the rotated dims written", what, (long long)e);
+            continue;
+        }
+        const double got = lcx_load_elem(gpu_out, (int32_t)dt, (size_t)e);
+        const double want = lcx_load_elem(cpu_out, (int32_t)dt, (size_t)e);
+        if (!(fabs(got - want) <= tol + rel * fabs(want)))
+            lcx_fail_msg("%s: element %lld: %.9g, want %.9g", what, (long long)e, got, want);
+    }
+}
+
+static double factors_s[512], factors_l[512];
+
+/* config kind: 0 default, 1 YaRN, 2 LongRoPE with n_hat, 3 Llama-3, 4 NTK */
+static void rope_cfg(lcx_rope_config *c, int kind, int32_t head_dim, int32_t rotary_dim, int interleaved, int hf,
+                     lcx_rng *rng)
+{
+    lcx_rope_config_default(c);
+    c->head_dim = head_dim;
+    c->rotary_dim = rotary_dim;
+    c->layout = interleaved ? LCX_ROPE_INTERLEAVED : LCX_ROPE_NEOX;
+    c->precision = hf ? LCX_ROPE_HF_F32 : LCX_ROPE_PRECISE;
+    switch (kind) {
+    case 1:
+        c->type = LCX_ROPE_YARN;
+        c->base = 1e6;
+        c->factor = 16;
+        c->original_max_position = 4096;
+        c->max_position = 65536;
+        break;
+    case 2: {
+        const int32_t n = (rotary_dim ? rotary_dim : head_dim) / 2;
+        for (int32_t i = 0; i < n; i++) {
+            factors_s[i] = lcx_rng_uniform(rng, 1, 3);
+            factors_l[i] = lcx_rng_uniform(rng, 1, 40);
+        }
+        c->type = LCX_ROPE_LONGROPE;
+        c->factor = 0;
+        c->original_max_position = 4096;
+        c->max_position = 131072;
+        c->short_factor = factors_s;
+        c->long_factor = factors_l;
+        c->n_hat = 4096;
+        break;
+    }
+    case 3:
+        c->type = LCX_ROPE_LLAMA3;
+        c->base = 500000;
+        c->factor = 8;
+        c->original_max_position = 8192;
+        c->max_position = 131072;
+        break;
+    case 4:
+        c->type = LCX_ROPE_NTK;
+        c->factor = 4;
+        break;
+    default:
+        break;
+    }
+}
+
+/* positions: 0 NULL, 1 random in [0, 2^31-1] with both ends, 2 small
+ * (around n_hat = 4096) */
+static int64_t *rope_positions(int kind, int64_t tokens, lcx_rng *rng)
+{
+    if (kind == 0)
+        return NULL;
+    int64_t *p = malloc((size_t)(tokens + 1) * sizeof *p);
+    for (int64_t i = 0; i < tokens; i++)
+        p[i] = kind == 2 ? lcx_rng_range(rng, 4000, 4200) : lcx_rng_range(rng, 0, 2147483647LL);
+    if (kind == 1) {
+        p[0] = 0;
+        if (tokens > 1)
+            p[tokens - 1] = 2147483647LL;
+        if (tokens > 2)
+            p[1] = 4095;
+    }
+    return p;
+}
+
+/* Tolerance between the contexts: the CPU suite accepts 2e-6 against the
+ * long-double oracle in precise mode, so 2 x 2e-6 x a here (|x| <= 1). The
+ * HF-f32 mode forms the same float angle fl32(p * theta) on both sides, so
+ * the same bound holds there too (tighter than the CPU suite's
+ * position-scaled HF tolerance); 16-bit outputs may round to neighbouring
+ * values, one ulp of the dtype apart. */
+static double rope_tol(const lcx_rope *r)
+{
+    double a = 1.0;
+    lcx_rope_get(r, NULL, &a, NULL);
+    return 4e-6 * (a > 1.0 ? a : 1.0);
+}
+
+typedef struct rope_bufs {
+    size_t bytes;
+    unsigned char *orig, *hc, *hg;
+    void *dbuf;
+    int64_t *dpos;
+} rope_bufs;
+
+static void rope_bufs_init(rope_bufs *r, const rope_layout *L, lcx_dtype dt, const int64_t *pos, lcx_rng *rng)
+{
+    r->bytes = (size_t)L->span * lcx_dtype_size(dt);
+    r->orig = malloc(r->bytes);
+    r->hc = malloc(r->bytes);
+    r->hg = malloc(r->bytes);
+    for (int64_t e = 0; e < L->span; e++)
+        lcx_store_elem(r->orig, (int32_t)dt, (size_t)e, (float)lcx_rng_uniform(rng, -1, 1));
+    memcpy(r->hc, r->orig, r->bytes);
+    r->dbuf = dev_alloc(r->bytes);
+    to_dev(r->dbuf, r->orig, r->bytes);
+    r->dpos = NULL;
+    if (pos) {
+        const size_t pb = (size_t)(L->B * L->S) * sizeof *pos;
+        r->dpos = dev_alloc(pb ? pb : 8);
+        to_dev(r->dpos, pos, pb);
+    }
+}
+
+static void rope_bufs_free(rope_bufs *r)
+{
+    lcx_cuda_free(gpu->cuda, r->dbuf);
+    lcx_cuda_free(gpu->cuda, r->dpos);
+    free(r->orig);
+    free(r->hc);
+    free(r->hg);
+}
+
+static void test_cuda_rope_apply_vs_scalar(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 14);
+    for (int iter = 0; iter < 96; iter++) {
+        const int kind = iter % 5, interleaved = (iter / 5) % 2, hf = (iter / 10) % 2;
+        const lcx_dtype dt = all_dts[(iter / 2) % 3];
+        const int qk = iter % 7 == 3 ? 1 : iter % 7 == 5 ? 2 : 3; /* 1 q only, 2 k only, 3 both */
+        const int strided = iter % 3 != 0;
+        int32_t D = iter % 4 == 1 ? 96 : 64, rd = iter % 4 == 1 ? 48 : iter % 4 == 2 ? 32 : 0;
+        if (iter == 40) {
+            D = 1024; /* the largest rotary_dim */
+            rd = 0;
+        }
+        const int pkind = kind == 2 && iter % 2 ? 2 : iter % 6 == 0 ? 0 : 1;
+        rope_layout L;
+        rope_make_layout(&L, iter % 9 == 8 ? 0 : lcx_rng_range(&rng, 1, 3), lcx_rng_range(&rng, 1, iter == 40 ? 4 : 40),
+                         lcx_rng_range(&rng, 1, 5), lcx_rng_range(&rng, 1, 3), D, strided);
+        lcx_rope_config c;
+        rope_cfg(&c, kind, D, rd, interleaved, hf, &rng);
+        lcx_rope *rope;
+        if (lcx_rope_create(cpu, &c, kind == 2 ? 8192 : 0, &rope) != LCX_OK)
+            lcx_fail_msg("rope_create: %s", lcx_last_error());
+        int64_t *pos = rope_positions(pkind, L.B * L.S, &rng);
+        rope_bufs r;
+        rope_bufs_init(&r, &L, dt, pos, &rng);
+        lcx_tensor q, k;
+        rope_views(&L, dt, r.hc, &q, &k);
+        char what[160];
+        snprintf(what, sizeof what, "cuda rope iter %d kind %d %s %s %s q%d k%d", iter, kind,
+                 interleaved ? "interleaved" : "neox", hf ? "hf_f32" : "precise", lcx_dtype_name(dt), qk & 1,
+                 qk >> 1);
+        if (lcx_rope_apply(cpu, rope, qk & 1 ? &q : NULL, qk & 2 ? &k : NULL, pos) != LCX_OK)
+            lcx_fail_msg("%s: cpu: %s", what, lcx_last_error());
+        rope_views(&L, dt, r.dbuf, &q, &k);
+        if (lcx_rope_apply(gpu, rope, qk & 1 ? &q : NULL, qk & 2 ? &k : NULL, r.dpos) != LCX_OK)
+            lcx_fail_msg("%s: cuda: %s", what, lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        to_host(r.hg, r.dbuf, r.bytes);
+        unsigned char *mask = rope_mask(&L, rd ? rd : D, qk & 1, qk >> 1);
+        rope_compare(r.hg, r.hc, r.orig, mask, dt, L.span, rope_tol(rope), what);
+        free(mask);
+        rope_bufs_free(&r);
+        free(pos);
+        lcx_rope_destroy(rope);
+    }
+}
+
+static void test_cuda_rope_rerotate_vs_scalar(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 15);
+    for (int iter = 0; iter < 40; iter++) {
+        const int interleaved = iter % 2, kf = (iter / 2) % 5, kt = (iter / 3 + 1) % 5;
+        const lcx_dtype dt = all_dts[iter % 3];
+        const int32_t D = iter % 4 == 1 ? 96 : 64, rd = iter % 4 == 1 ? 48 : 0;
+        rope_layout L;
+        rope_make_layout(&L, lcx_rng_range(&rng, 1, 3), lcx_rng_range(&rng, 1, 30), 0, lcx_rng_range(&rng, 1, 4), D,
+                         iter % 3 != 0);
+        lcx_rope_config cf, ct;
+        double sf[512], lf[512];
+        rope_cfg(&cf, kf, D, rd, interleaved, 0, &rng);
+        memcpy(sf, factors_s, sizeof sf);
+        memcpy(lf, factors_l, sizeof lf);
+        if (kf == 2) {
+            cf.short_factor = sf;
+            cf.long_factor = lf;
+        }
+        rope_cfg(&ct, kt, D, rd, interleaved, 0, &rng);
+        lcx_rope *from, *to;
+        assert_int_equal(lcx_rope_create(cpu, &cf, kf == 2 ? 8192 : 0, &from), LCX_OK);
+        assert_int_equal(lcx_rope_create(cpu, &ct, kt == 2 ? 8192 : 0, &to), LCX_OK);
+        int64_t *pos = rope_positions(iter % 5 == 0 ? 0 : iter % 3 == 1 ? 2 : 1, L.B * L.S, &rng);
+        rope_bufs r;
+        rope_bufs_init(&r, &L, dt, pos, &rng);
+        lcx_tensor q, k;
+        rope_views(&L, dt, r.hc, &q, &k);
+        char what[128];
+        snprintf(what, sizeof what, "cuda rerotate iter %d %d -> %d %s %s", iter, kf, kt,
+                 interleaved ? "interleaved" : "neox", lcx_dtype_name(dt));
+        if (lcx_rope_rerotate(cpu, from, to, &k, pos) != LCX_OK)
+            lcx_fail_msg("%s: cpu: %s", what, lcx_last_error());
+        rope_views(&L, dt, r.dbuf, &q, &k);
+        if (lcx_rope_rerotate(gpu, from, to, &k, r.dpos) != LCX_OK)
+            lcx_fail_msg("%s: cuda: %s", what, lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        to_host(r.hg, r.dbuf, r.bytes);
+        unsigned char *mask = rope_mask(&L, rd ? rd : D, 0, 1);
+        rope_compare(r.hg, r.hc, r.orig, mask, dt, L.span, 4e-6, what);
+        free(mask);
+        rope_bufs_free(&r);
+        free(pos);
+        lcx_rope_destroy(from);
+        lcx_rope_destroy(to);
+    }
+}
+
+static void test_cuda_rope_bad_input(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 16);
+    rope_layout L;
+    rope_make_layout(&L, 2, 4, 2, 1, 64, 1);
+    int64_t pos[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    rope_bufs r;
+    rope_bufs_init(&r, &L, LCX_F32, pos, &rng);
+    lcx_tensor q, k;
+    rope_views(&L, LCX_F32, r.dbuf, &q, &k);
+    lcx_rope_config c, c2;
+    rope_cfg(&c, 0, 64, 0, 0, 0, &rng);
+    rope_cfg(&c2, 0, 64, 32, 0, 0, &rng);
+    lcx_rope *rope, *other;
+    assert_int_equal(lcx_rope_create(gpu, &c, 0, &rope), LCX_OK);
+    assert_int_equal(lcx_rope_create(gpu, &c2, 0, &other), LCX_OK);
+    /* a position out of range, in device memory: refused with the CPU's message */
+    const int64_t bad[2] = {-1, 2147483648LL};
+    for (int i = 0; i < 2; i++) {
+        pos[5] = bad[i];
+        to_dev(r.dpos, pos, sizeof pos);
+        char want[160];
+        assert_int_equal(lcx_rope_apply(cpu, rope, &q, &k, pos), LCX_E_INVALID);
+        snprintf(want, sizeof want, "%s", lcx_last_error());
+        assert_int_equal(lcx_rope_apply(gpu, rope, &q, &k, r.dpos), LCX_E_INVALID);
+        assert_string_equal(lcx_last_error(), want);
+        assert_non_null(strstr(want, "positions[1][1]"));
+        assert_int_equal(lcx_rope_rerotate(gpu, rope, rope, &k, r.dpos), LCX_E_INVALID);
+        assert_non_null(strstr(lcx_last_error(), "positions[1][1]"));
+    }
+    pos[5] = 5;
+    to_dev(r.dpos, pos, sizeof pos);
+    assert_int_equal(lcx_rope_apply(gpu, rope, NULL, NULL, r.dpos), LCX_E_INVALID);
+    assert_int_equal(lcx_rope_apply(gpu, NULL, &q, &k, r.dpos), LCX_E_INVALID);
+    assert_int_equal(lcx_rope_apply(NULL, rope, &q, &k, r.dpos), LCX_E_INVALID);
+    lcx_tensor w = q;
+    w.shape[3] = 32; /* head_dim differs from the rope's */
+    assert_int_equal(lcx_rope_apply(gpu, rope, &w, &k, r.dpos), LCX_E_INVALID);
+    w = q;
+    w.ndim = 3;
+    assert_int_equal(lcx_rope_apply(gpu, rope, &w, NULL, r.dpos), LCX_E_INVALID);
+    w = k;
+    w.shape[1] = 3; /* q and k token counts differ */
+    assert_int_equal(lcx_rope_apply(gpu, rope, &q, &w, r.dpos), LCX_E_INVALID);
+    w = q;
+    w.shape[2] = 3; /* q's last head is k's head */
+    assert_int_equal(lcx_rope_apply(gpu, rope, &w, &k, r.dpos), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "overlap"));
+    w = q;
+    w.stride[3] = 2;
+    assert_int_equal(lcx_rope_apply(gpu, rope, &w, NULL, r.dpos), LCX_E_INVALID);
+    assert_int_equal(lcx_rope_rerotate(gpu, rope, other, &k, r.dpos), LCX_E_INVALID);
+    assert_int_equal(lcx_rope_rerotate(gpu, NULL, rope, &k, r.dpos), LCX_E_INVALID);
+    assert_int_equal(lcx_rope_rerotate(gpu, rope, rope, NULL, r.dpos), LCX_E_INVALID);
+    /* no CUDA shift yet: refused after validation */
+    if (gpu->device == LCX_DEVICE_CUDA)
+        assert_int_equal(lcx_rope_shift(gpu, rope, &k, 3), LCX_E_UNSUPPORTED);
+    assert_int_equal(lcx_rope_shift(gpu, rope, NULL, 3), LCX_E_INVALID);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(r.hg, r.dbuf, r.bytes);
+    lcx_expect_bytes_equal(r.hg, r.orig, r.bytes, "rope wrote on bad input");
+    /* and the fixed positions run, rotating exactly the q and k dims */
+    assert_int_equal(lcx_rope_apply(gpu, rope, &q, &k, r.dpos), LCX_OK);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(r.hg, r.dbuf, r.bytes);
+    rope_views(&L, LCX_F32, r.hc, &q, &k);
+    assert_int_equal(lcx_rope_apply(cpu, rope, &q, &k, pos), LCX_OK);
+    unsigned char *mask = rope_mask(&L, 64, 1, 1);
+    rope_compare(r.hg, r.hc, r.orig, mask, LCX_F32, L.span, 4e-6, "rope after bad input");
+    free(mask);
+    lcx_rope_destroy(rope);
+    lcx_rope_destroy(other);
+    rope_bufs_free(&r);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -500,6 +872,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cuda_merge_bad_input),
         cmocka_unit_test(test_cuda_logprobs_vs_scalar),
         cmocka_unit_test(test_cuda_logprobs_bad_input),
+        cmocka_unit_test(test_cuda_rope_apply_vs_scalar),
+        cmocka_unit_test(test_cuda_rope_rerotate_vs_scalar),
+        cmocka_unit_test(test_cuda_rope_bad_input),
     };
     char *args[2] = {argv[0], "auto"};
     if (setup(NULL) != 0) {

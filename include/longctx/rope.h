@@ -107,7 +107,13 @@ LCX_API lcx_status lcx_rope_get(const lcx_rope *rope, double *inv_freq, double *
  *  with innermost stride 1). positions: int64 [batch][seq], contiguous, each
  *  in [0, 2^31 - 1]; NULL means 0..seq-1 for every batch row. The cos/sin of
  *  a (token, pair) are computed once and shared by every head of q and k.
- *  16-bit inputs are rotated in f32 and rounded once. */
+ *  16-bit inputs are rotated in f32 and rounded once.
+ *  On a CUDA context, q, k and positions are device memory and the work is
+ *  queued on the context's stream (the rope object stays on the host; its
+ *  tables are copied during the call, so it may change once the call
+ *  returns). Non-NULL positions are range-checked on the device first: the
+ *  call then waits for the stream (work queued before it included) and
+ *  refuses an out-of-range position with LCX_E_INVALID, nothing written. */
 LCX_API lcx_status lcx_rope_apply(struct lcx_context *ctx, const lcx_rope *rope, const lcx_tensor *q,
                                   const lcx_tensor *k, const int64_t *positions);
 
@@ -115,14 +121,16 @@ LCX_API lcx_status lcx_rope_apply(struct lcx_context *ctx, const lcx_rope *rope,
  *  by `from` at `positions` so they carry the rotation of `to` at the same
  *  positions: multiply by the rotation of angle p*(theta_to - theta_from)
  *  with magnitude 1 (a is never applied twice). Both ropes need the same
- *  head_dim, rotary_dim and layout. Precise angles always. */
+ *  head_dim, rotary_dim and layout. Precise angles always. On a CUDA
+ *  context: device memory and stream as for lcx_rope_apply. */
 LCX_API lcx_status lcx_rope_rerotate(struct lcx_context *ctx, const lcx_rope *from,
                                      const lcx_rope *to, const lcx_tensor *k,
                                      const int64_t *positions);
 
 /** Context shift: move cached keys rotated by `rope` from position p to
  *  p + delta (delta may be negative), magnitude 1. Precise angles. Refused
- *  for LONGROPE with n_hat > 0 (the rotation then depends on p). */
+ *  for LONGROPE with n_hat > 0 (the rotation then depends on p). On a CUDA
+ *  context: LCX_E_UNSUPPORTED once the arguments are valid (no kernel). */
 LCX_API lcx_status lcx_rope_shift(struct lcx_context *ctx, const lcx_rope *rope, const lcx_tensor *k,
                                   int64_t delta);
 

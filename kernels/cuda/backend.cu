@@ -92,6 +92,13 @@ extern "C" const char *lcx_cuda_kernel_name(const char *op)
         {"convert_f16_f32", "lcx_k_convert_f16_f32__cuda"},
         {"merge", "lcx_k_merge__cuda"},
         {"row_lse", "lcx_k_row_lse__cuda"},
+        /* one fused kernel forms the angles and rotates every head of a token */
+        {"rope_cossin", "lcx_k_rope__cuda"},
+        {"rope_cossin_f32", "lcx_k_rope__cuda"},
+        {"rope_rot_neox_f32", "lcx_k_rope__cuda"},
+        {"rope_rot_interleaved_f32", "lcx_k_rope__cuda"},
+        {"rope_rot_neox_x16", "lcx_k_rope__cuda"},
+        {"rope_rot_interleaved_x16", "lcx_k_rope__cuda"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(op, names[i][0]) == 0)

@@ -44,6 +44,30 @@ lcx_status lcx_cuda_token_logprobs(lcx_cuda_state *s, const char *op, const lcx_
                                    const lcx_tensor *ext_logits, const int64_t *targets, float *out,
                                    int64_t rows, int64_t vocab);
 
+/* RoPE on device: mode 0 applies precise angles (turns, and turns0 below
+ * n_hat, magnitude a at p >= n_hat and 1 below), mode 1 the HF float32 path
+ * (theta, theta0 below n_hat), mode 2 re-rotates by the turn difference
+ * (turns/turns0 of `to` below n_hat, from_turns/from_turns0 of `from` below
+ * n_hat_from, magnitude 1). The tables are host arrays of n_pairs (<= 512)
+ * values, copied during the call. */
+typedef struct lcx_cuda_rope_desc {
+    int32_t mode;
+    int32_t n_pairs;
+    int32_t interleaved;
+    float a;
+    int64_t n_hat, n_hat_from; /* 0: never plain */
+    const uint64_t *turns, *turns0, *from_turns, *from_turns0;
+    const float *theta, *theta0;
+} lcx_cuda_rope_desc;
+
+/* Rotate q and/or k (validated lcx_rope_apply / lcx_rope_rerotate arguments,
+ * [batch][seq][heads][head_dim] views, tensor data and positions in device
+ * memory; positions NULL means p = s). With positions, waits for the stream
+ * to check them (LCX_E_INVALID, nothing written, for one outside
+ * [0, 2^31-1]), then queues the kernel. `op` names the public call. */
+lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx_cuda_rope_desc *d, const lcx_tensor *q,
+                         const lcx_tensor *k, const int64_t *positions, int64_t batch, int64_t seq);
+
 /* Device memory for tests and the bench (synchronous copies). */
 lcx_status lcx_cuda_alloc(lcx_cuda_state *s, size_t bytes, void **out);
 void lcx_cuda_free(lcx_cuda_state *s, void *p);

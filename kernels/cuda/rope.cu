@@ -1,0 +1,254 @@
+/* CUDA RoPE apply and re-rotate: one block per token (grid-stride), the
+ * cos/sin of each pair computed once into shared memory and shared by every
+ * head of q and k, then every (head, pair) rotated in f32 and rounded once.
+ * The arithmetic mirrors the CPU scalar kernels (kernels/scalar/rope_scalar.c)
+ * operation by operation with explicit round-to-nearest intrinsics (no
+ * contraction); only sincosf differs from the CPU's (by an ulp or so).
+ * Positions are checked on the device before anything is written. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cuda_check.cuh"
+#include "../common/fp_bits.h"
+#include "../common/rope_common.h"
+
+#define LCX_ROPE_CUDA_THREADS 128
+#define LCX_ROPE_CUDA_MAX_PAIRS 512
+#define LCX_ROPE_CUDA_MAX_POS 2147483647LL
+
+namespace {
+
+struct lcx_rope_view {
+    char *data;
+    int64_t stride[3]; /* batch, seq, head strides in elements; innermost is 1 */
+    int64_t heads;
+    int32_t dtype;
+};
+
+struct lcx_rope_kargs {
+    lcx_rope_view x[2];
+    int32_t nx;
+    const int64_t *pos; /* NULL: p = s */
+    int64_t seq, tokens;
+    int32_t n, interleaved, mode;
+    float a;
+    int64_t n_hat, n_hat_from;
+    const uint64_t *turns, *turns0, *from, *from0; /* device copies */
+    const float *theta, *theta0;
+};
+
+/* precise angle of pos * turns (mod one turn), as lcx_rope_angle */
+__device__ __forceinline__ void lcx_rope_cs_turns(uint64_t turns, int64_t pos, float a, float *c, float *s)
+{
+    const uint64_t t = (uint64_t)pos * turns;
+    const double ang = __dmul_rn((double)(int32_t)(uint32_t)(t >> 32), LCX_ROPE_TURN32);
+    const float h = __double2float_rn(ang);
+    const float l = __double2float_rn(__dsub_rn(ang, (double)h));
+    float sh, ch;
+    sincosf(h, &sh, &ch);
+    /* sin(h + l) = sin h + l cos h, cos(h + l) = cos h - l sin h */
+    const float sv = __fadd_rn(sh, __fmul_rn(l, ch)), cv = __fsub_rn(ch, __fmul_rn(l, sh));
+    *c = __fmul_rn(a, cv);
+    *s = __fmul_rn(a, sv);
+}
+
+__global__ void __launch_bounds__(LCX_ROPE_CUDA_THREADS) lcx_rope_kernel(const lcx_rope_kargs a)
+{
+    __shared__ float sc[LCX_ROPE_CUDA_MAX_PAIRS], ss[LCX_ROPE_CUDA_MAX_PAIRS];
+    const int32_t n = a.n;
+    for (int64_t tok = blockIdx.x; tok < a.tokens; tok += gridDim.x) {
+        const int64_t b = tok / a.seq, s = tok % a.seq;
+        const int64_t p = a.pos ? a.pos[tok] : s;
+        for (int32_t i = threadIdx.x; i < n; i += blockDim.x) {
+            float c, sn;
+            if (a.mode == 0) { /* precise apply */
+                const int plain = p < a.n_hat;
+                lcx_rope_cs_turns(plain ? a.turns0[i] : a.turns[i], p, plain ? 1.0f : a.a, &c, &sn);
+            } else if (a.mode == 1) { /* HF float32: fl32(p * theta), plain sincosf */
+                const int plain = p < a.n_hat;
+                const float ang = __fmul_rn((float)p, plain ? a.theta0[i] : a.theta[i]);
+                const float am = plain ? 1.0f : a.a;
+                float sh, ch;
+                sincosf(ang, &sh, &ch);
+                c = __fmul_rn(ch, am);
+                sn = __fmul_rn(sh, am);
+            } else { /* re-rotate: exact difference of turns, magnitude 1 */
+                const uint64_t tt = p < a.n_hat ? a.turns0[i] : a.turns[i];
+                const uint64_t tf = p < a.n_hat_from ? a.from0[i] : a.from[i];
+                lcx_rope_cs_turns(tt - tf, p, 1.0f, &c, &sn);
+            }
+            sc[i] = c;
+            ss[i] = sn;
+        }
+        __syncthreads();
+        for (int32_t k = 0; k < a.nx; k++) {
+            const lcx_rope_view &v = a.x[k];
+            const size_t es = v.dtype == 0 ? 4 : 2;
+            char *base = v.data + (size_t)(b * v.stride[0] + s * v.stride[1]) * es;
+            const int64_t work = v.heads * n;
+            for (int64_t w = threadIdx.x; w < work; w += blockDim.x) {
+                const int64_t h = w / n;
+                const int32_t i = (int32_t)(w % n);
+                char *hp = base + (size_t)(h * v.stride[2]) * es;
+                const size_t iu = a.interleaved ? 2 * (size_t)i : (size_t)i;
+                const size_t iv = a.interleaved ? iu + 1 : (size_t)i + (size_t)n;
+                const float x = lcx_load_elem(hp, v.dtype, iu), y = lcx_load_elem(hp, v.dtype, iv);
+                const float c = sc[i], sn = ss[i];
+                lcx_store_elem(hp, v.dtype, iu, __fsub_rn(__fmul_rn(x, c), __fmul_rn(y, sn)));
+                lcx_store_elem(hp, v.dtype, iv, __fadd_rn(__fmul_rn(y, c), __fmul_rn(x, sn)));
+            }
+        }
+        __syncthreads(); /* the tables are read before the next token overwrites them */
+    }
+}
+
+/* *first = the smallest index whose position is outside [0, 2^31-1] */
+__global__ void lcx_rope_check_pos(const int64_t *pos, int64_t n, unsigned long long *first)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        if (pos[i] < 0 || pos[i] > LCX_ROPE_CUDA_MAX_POS)
+            atomicMin(first, (unsigned long long)i);
+}
+
+/* Queued on the stream and waited for, so a bad position is refused before
+ * the kernel that writes q/k is queued. */
+lcx_status lcx_rope_positions_ok(lcx_cuda_state *s, const char *op, const int64_t *pos, int64_t tokens,
+                                 int64_t seq)
+{
+    unsigned long long *d_first = NULL, first = ~0ull;
+    LCX_CUDA_TRY(cudaMallocAsync((void **)&d_first, sizeof *d_first, s->stream));
+    cudaError_t e = cudaMemsetAsync(d_first, 0xff, sizeof *d_first, s->stream);
+    const char *what = "cudaMemsetAsync";
+    if (e == cudaSuccess) {
+        const int threads = 256;
+        int64_t blocks = (tokens + threads - 1) / threads;
+        if (blocks > 4096)
+            blocks = 4096;
+        lcx_rope_check_pos<<<(unsigned)blocks, threads, 0, s->stream>>>(pos, tokens, d_first);
+        e = cudaGetLastError();
+        what = "position check kernel launch";
+    }
+    if (e == cudaSuccess) {
+        e = cudaMemcpyAsync(&first, d_first, sizeof first, cudaMemcpyDeviceToHost, s->stream);
+        what = "cudaMemcpyAsync";
+    }
+    const cudaError_t ef = cudaFreeAsync(d_first, s->stream);
+    if (e == cudaSuccess) {
+        e = ef;
+        what = "cudaFreeAsync";
+    }
+    if (e == cudaSuccess) {
+        e = cudaStreamSynchronize(s->stream);
+        what = "cudaStreamSynchronize";
+    }
+    if (e != cudaSuccess) {
+        cudaStreamSynchronize(s->stream);
+        return lcx_cuda_status(e, what);
+    }
+    if (first >= (unsigned long long)tokens)
+        return LCX_OK;
+    int64_t bad = 0;
+    LCX_CUDA_TRY(cudaMemcpyAsync(&bad, pos + first, sizeof bad, cudaMemcpyDeviceToHost, s->stream));
+    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    const long long i = (long long)first;
+    return lcx_fail(LCX_E_INVALID, "%s: positions[%lld][%lld] = %lld is outside [0, 2^31-1]", op,
+                    i / (long long)seq, i % (long long)seq, (long long)bad);
+}
+
+void lcx_rope_view_of(const lcx_tensor *t, lcx_rope_view *v)
+{
+    v->data = (char *)t->data;
+    v->stride[0] = t->stride[0];
+    v->stride[1] = t->stride[1];
+    v->stride[2] = t->stride[2];
+    v->heads = t->shape[2];
+    v->dtype = (int32_t)t->dtype;
+}
+
+} // namespace
+
+extern "C" lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx_cuda_rope_desc *d,
+                                    const lcx_tensor *q, const lcx_tensor *k, const int64_t *positions,
+                                    int64_t batch, int64_t seq)
+{
+    const int32_t n = d->n_pairs;
+    if (n < 1 || n > LCX_ROPE_CUDA_MAX_PAIRS || (!q && !k) || d->mode < 0 || d->mode > 2)
+        return lcx_fail(LCX_E_INVALID, "%s: bad arguments for the CUDA kernel", op);
+    lcx_rope_kargs a;
+    a.nx = 0;
+    if (q)
+        lcx_rope_view_of(q, &a.x[a.nx++]);
+    if (k)
+        lcx_rope_view_of(k, &a.x[a.nx++]);
+    if (a.nx == 1)
+        a.x[1] = a.x[0];
+    a.pos = positions;
+    a.seq = seq;
+    a.tokens = batch * seq;
+    a.n = n;
+    a.interleaved = d->interleaved != 0;
+    a.mode = d->mode;
+    a.a = d->a;
+    a.n_hat = d->n_hat;
+    a.n_hat_from = d->n_hat_from;
+    a.turns = a.turns0 = a.from = a.from0 = NULL;
+    a.theta = a.theta0 = NULL;
+
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    /* an error left by earlier, unrelated work is reported as such */
+    LCX_CUDA_TRY(cudaPeekAtLastError());
+    if (a.tokens == 0)
+        return LCX_OK;
+    lcx_status st;
+    if (positions && (st = lcx_rope_positions_ok(s, op, positions, a.tokens, seq)) != LCX_OK)
+        return st;
+
+    /* the per-pair tables, uploaded for this call: a host copy in pageable
+     * memory is consumed by cudaMemcpyAsync before it returns (staged), so
+     * the rope object may change after this call returns */
+    const size_t n_u64 = d->mode == 1 ? 0 : d->mode == 0 ? 2 * (size_t)n : 4 * (size_t)n;
+    const size_t n_f32 = d->mode == 1 ? 2 * (size_t)n : 0;
+    const size_t bytes = n_u64 * sizeof(uint64_t) + n_f32 * sizeof(float);
+    unsigned char host[4 * LCX_ROPE_CUDA_MAX_PAIRS * sizeof(uint64_t)];
+    if (d->mode == 1) {
+        memcpy(host, d->theta, (size_t)n * sizeof(float));
+        memcpy(host + (size_t)n * sizeof(float), d->theta0, (size_t)n * sizeof(float));
+    } else {
+        memcpy(host, d->turns, (size_t)n * sizeof(uint64_t));
+        memcpy(host + (size_t)n * sizeof(uint64_t), d->turns0, (size_t)n * sizeof(uint64_t));
+        if (d->mode == 2) {
+            memcpy(host + 2 * (size_t)n * sizeof(uint64_t), d->from_turns, (size_t)n * sizeof(uint64_t));
+            memcpy(host + 3 * (size_t)n * sizeof(uint64_t), d->from_turns0, (size_t)n * sizeof(uint64_t));
+        }
+    }
+    unsigned char *dev = NULL;
+    LCX_CUDA_TRY(cudaMallocAsync((void **)&dev, bytes, s->stream));
+    cudaError_t e = cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, s->stream);
+    const char *what = "cudaMemcpyAsync";
+    if (e == cudaSuccess) {
+        if (d->mode == 1) {
+            a.theta = (const float *)dev;
+            a.theta0 = a.theta + n;
+        } else {
+            a.turns = (const uint64_t *)dev;
+            a.turns0 = a.turns + n;
+            if (d->mode == 2) {
+                a.from = a.turns + 2 * (size_t)n;
+                a.from0 = a.turns + 3 * (size_t)n;
+            }
+        }
+        int64_t blocks = a.tokens < (1 << 20) ? a.tokens : (1 << 20);
+        lcx_rope_kernel<<<(unsigned)blocks, LCX_ROPE_CUDA_THREADS, 0, s->stream>>>(a);
+        e = cudaGetLastError();
+        what = "rope kernel launch";
+    }
+    /* stream-ordered: freed after the kernel has read the tables */
+    const cudaError_t ef = cudaFreeAsync(dev, s->stream);
+    if (e == cudaSuccess) {
+        e = ef;
+        what = "cudaFreeAsync";
+    }
+    return lcx_cuda_status(e, what);
+}
