@@ -39,10 +39,15 @@ extern "C" void lcx_cuda_close(lcx_cuda_state *s)
 {
     if (!s)
         return;
-    if (s->owns_stream) {
+    {
         lcx_device_scope scope(s->device);
         cudaStreamSynchronize(s->stream);
-        cudaStreamDestroy(s->stream);
+        if (s->staging) {
+            cudaEventDestroy(s->staged);
+            cudaFreeHost(s->staging);
+        }
+        if (s->owns_stream)
+            cudaStreamDestroy(s->stream);
     }
     free(s);
 }

@@ -11,12 +11,22 @@ struct lcx_cuda_state {
     int device;
     cudaStream_t stream;
     int owns_stream;
+    /* pinned staging for small host-to-device uploads (cudaMemcpyAsync from
+     * pageable memory may read it after the call returns on some systems);
+     * `staged` is recorded after each upload and waited on before reuse */
+    void *staging;
+    size_t staging_bytes;
+    cudaEvent_t staged;
 };
 
+/* A failed call is reported and the thread's last-error slot cleared, so
+ * that a later, unrelated call does not see it again (sticky errors stay
+ * sticky: the next call fails on its own). */
 static inline lcx_status lcx_cuda_status(cudaError_t e, const char *what)
 {
     if (e == cudaSuccess)
         return LCX_OK;
+    (void)cudaGetLastError();
     return lcx_fail(LCX_E_DEVICE, "cuda: %s: %s (%s)", what, cudaGetErrorString(e),
                     cudaGetErrorName(e));
 }

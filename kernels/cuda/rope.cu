@@ -205,9 +205,9 @@ extern "C" lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx
     if (positions && (st = lcx_rope_positions_ok(s, op, positions, a.tokens, seq)) != LCX_OK)
         return st;
 
-    /* the per-pair tables, uploaded for this call: a host copy in pageable
-     * memory is consumed by cudaMemcpyAsync before it returns (staged), so
-     * the rope object may change after this call returns */
+    /* the per-pair tables, uploaded for this call through the state's
+     * pinned staging buffer (waited on before reuse), so the rope object
+     * may change as soon as this call returns */
     const size_t n_u64 = d->mode == 1 ? 0 : d->mode == 0 ? 2 * (size_t)n : 4 * (size_t)n;
     const size_t n_f32 = d->mode == 1 ? 2 * (size_t)n : 0;
     const size_t bytes = n_u64 * sizeof(uint64_t) + n_f32 * sizeof(float);
@@ -223,9 +223,24 @@ extern "C" lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx
             memcpy(host + 3 * (size_t)n * sizeof(uint64_t), d->from_turns0, (size_t)n * sizeof(uint64_t));
         }
     }
+    if (!s->staging) {
+        LCX_CUDA_TRY(cudaMallocHost(&s->staging, sizeof host));
+        s->staging_bytes = sizeof host;
+        const cudaError_t ce = cudaEventCreateWithFlags(&s->staged, cudaEventDisableTiming);
+        if (ce != cudaSuccess) {
+            cudaFreeHost(s->staging);
+            s->staging = NULL;
+            return lcx_cuda_status(ce, "cudaEventCreateWithFlags");
+        }
+    } else {
+        LCX_CUDA_TRY(cudaEventSynchronize(s->staged)); /* the previous upload has been read */
+    }
+    memcpy(s->staging, host, bytes);
     unsigned char *dev = NULL;
     LCX_CUDA_TRY(cudaMallocAsync((void **)&dev, bytes, s->stream));
-    cudaError_t e = cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, s->stream);
+    cudaError_t e = cudaMemcpyAsync(dev, s->staging, bytes, cudaMemcpyHostToDevice, s->stream);
+    if (e == cudaSuccess)
+        e = cudaEventRecord(s->staged, s->stream);
     const char *what = "cudaMemcpyAsync";
     if (e == cudaSuccess) {
         if (d->mode == 1) {
