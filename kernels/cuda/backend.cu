@@ -110,3 +110,56 @@ extern "C" const char *lcx_cuda_kernel_name(const char *op)
             return names[i][1];
     return NULL;
 }
+
+namespace {
+/* *first = the smallest i < n with v[i] outside [lo, hi] */
+__global__ void lcx_first_outside_kernel(const int64_t *v, int64_t n, int64_t lo, int64_t hi,
+                                         unsigned long long *first)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        if (v[i] < lo || v[i] > hi)
+            atomicMin(first, (unsigned long long)i);
+}
+} // namespace
+
+lcx_status lcx_cuda_first_outside(lcx_cuda_state *s, const int64_t *v, int64_t n, int64_t lo, int64_t hi,
+                                  int64_t *first_out, int64_t *value)
+{
+    *first_out = -1;
+    unsigned long long *d_first = NULL, first = ~0ull;
+    LCX_CUDA_TRY(cudaMallocAsync((void **)&d_first, sizeof *d_first, s->stream));
+    cudaError_t e = cudaMemsetAsync(d_first, 0xff, sizeof *d_first, s->stream);
+    const char *what = "cudaMemsetAsync";
+    if (e == cudaSuccess) {
+        const int threads = 256;
+        int64_t blocks = (n + threads - 1) / threads;
+        if (blocks > 4096)
+            blocks = 4096;
+        lcx_first_outside_kernel<<<(unsigned)blocks, threads, 0, s->stream>>>(v, n, lo, hi, d_first);
+        e = cudaGetLastError();
+        what = "range check kernel launch";
+    }
+    if (e == cudaSuccess) {
+        e = cudaMemcpyAsync(&first, d_first, sizeof first, cudaMemcpyDeviceToHost, s->stream);
+        what = "cudaMemcpyAsync";
+    }
+    const cudaError_t ef = cudaFreeAsync(d_first, s->stream);
+    if (e == cudaSuccess) {
+        e = ef;
+        what = "cudaFreeAsync";
+    }
+    if (e == cudaSuccess) {
+        e = cudaStreamSynchronize(s->stream);
+        what = "cudaStreamSynchronize";
+    }
+    if (e != cudaSuccess) {
+        cudaStreamSynchronize(s->stream);
+        return lcx_cuda_status(e, what);
+    }
+    if (first >= (unsigned long long)n)
+        return LCX_OK;
+    LCX_CUDA_TRY(cudaMemcpyAsync(value, v + first, sizeof *value, cudaMemcpyDeviceToHost, s->stream));
+    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    *first_out = (int64_t)first;
+    return LCX_OK;
+}

@@ -52,6 +52,13 @@ struct lcx_device_scope {
     }
 };
 
+/* Index of the first of n device-resident values outside [lo, hi] (-1 if
+ * none) and that value, found by a kernel on the state's stream which the
+ * call then waits for: used to refuse bad device-side indices before any
+ * kernel that writes is queued. */
+lcx_status lcx_cuda_first_outside(lcx_cuda_state *s, const int64_t *v, int64_t n, int64_t lo, int64_t hi,
+                                  int64_t *first, int64_t *value);
+
 #define LCX_CUDA_TRY(call)                                                    \
     do {                                                                      \
         lcx_status lcx_st_ = lcx_cuda_status((call), #call);                  \

@@ -134,15 +134,6 @@ __global__ void __launch_bounds__(LCX_LP_THREADS) lcx_logprobs_kernel(const lcx_
 }
 
 /* *first = the smallest row whose target is >= vocab (left untouched when none) */
-__global__ void lcx_lp_check_targets(const int64_t *targets, int64_t rows, int64_t vocab,
-                                     unsigned long long *first)
-{
-    for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
-         r += (int64_t)gridDim.x * blockDim.x)
-        if (targets[r] >= vocab)
-            atomicMin(first, (unsigned long long)r);
-}
-
 lcx_status lcx_lp_view_of(const lcx_tensor *t, lcx_lp_view *v)
 {
     if (t->ndim < 2 || t->ndim > 4)
@@ -158,46 +149,16 @@ lcx_status lcx_lp_view_of(const lcx_tensor *t, lcx_lp_view *v)
     return LCX_OK;
 }
 
-/* The target check: queued on the stream, then waited for, so a bad target
- * is refused before the kernel that writes out is queued. */
+/* The target check: done on the device and waited for, so a bad target is
+ * refused before the kernel that writes out is queued (negative targets are
+ * valid: their rows get NaN). */
 lcx_status lcx_lp_targets_ok(lcx_cuda_state *s, const char *op, const int64_t *targets, int64_t rows,
                              int64_t vocab)
 {
-    unsigned long long *d_first = NULL, first = ~0ull;
-    LCX_CUDA_TRY(cudaMallocAsync((void **)&d_first, sizeof *d_first, s->stream));
-    cudaError_t e = cudaMemsetAsync(d_first, 0xff, sizeof *d_first, s->stream);
-    const char *what = "cudaMemsetAsync";
-    if (e == cudaSuccess) {
-        const int threads = 256;
-        int64_t blocks = (rows + threads - 1) / threads;
-        if (blocks > 4096)
-            blocks = 4096;
-        lcx_lp_check_targets<<<(unsigned)blocks, threads, 0, s->stream>>>(targets, rows, vocab, d_first);
-        e = cudaGetLastError();
-        what = "target check kernel launch";
-    }
-    if (e == cudaSuccess) {
-        e = cudaMemcpyAsync(&first, d_first, sizeof first, cudaMemcpyDeviceToHost, s->stream);
-        what = "cudaMemcpyAsync";
-    }
-    const cudaError_t ef = cudaFreeAsync(d_first, s->stream);
-    if (e == cudaSuccess) {
-        e = ef;
-        what = "cudaFreeAsync";
-    }
-    if (e == cudaSuccess) {
-        e = cudaStreamSynchronize(s->stream);
-        what = "cudaStreamSynchronize";
-    }
-    if (e != cudaSuccess) {
-        cudaStreamSynchronize(s->stream);
-        return lcx_cuda_status(e, what);
-    }
-    if (first >= (unsigned long long)rows)
-        return LCX_OK;
-    int64_t bad = 0;
-    LCX_CUDA_TRY(cudaMemcpyAsync(&bad, targets + first, sizeof bad, cudaMemcpyDeviceToHost, s->stream));
-    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    int64_t first, bad;
+    const lcx_status st = lcx_cuda_first_outside(s, targets, rows, INT64_MIN, vocab - 1, &first, &bad);
+    if (st != LCX_OK || first < 0)
+        return st;
     return lcx_fail(LCX_E_INVALID, "%s: targets[%lld] = %lld >= vocab %lld", op, (long long)first,
                     (long long)bad, (long long)vocab);
 }

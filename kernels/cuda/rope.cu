@@ -103,57 +103,17 @@ __global__ void __launch_bounds__(LCX_ROPE_CUDA_THREADS) lcx_rope_kernel(const l
     }
 }
 
-/* *first = the smallest index whose position is outside [0, 2^31-1] */
-__global__ void lcx_rope_check_pos(const int64_t *pos, int64_t n, unsigned long long *first)
-{
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        if (pos[i] < 0 || pos[i] > LCX_ROPE_CUDA_MAX_POS)
-            atomicMin(first, (unsigned long long)i);
-}
-
-/* Queued on the stream and waited for, so a bad position is refused before
+/* Done on the device and waited for, so a bad position is refused before
  * the kernel that writes q/k is queued. */
 lcx_status lcx_rope_positions_ok(lcx_cuda_state *s, const char *op, const int64_t *pos, int64_t tokens,
                                  int64_t seq)
 {
-    unsigned long long *d_first = NULL, first = ~0ull;
-    LCX_CUDA_TRY(cudaMallocAsync((void **)&d_first, sizeof *d_first, s->stream));
-    cudaError_t e = cudaMemsetAsync(d_first, 0xff, sizeof *d_first, s->stream);
-    const char *what = "cudaMemsetAsync";
-    if (e == cudaSuccess) {
-        const int threads = 256;
-        int64_t blocks = (tokens + threads - 1) / threads;
-        if (blocks > 4096)
-            blocks = 4096;
-        lcx_rope_check_pos<<<(unsigned)blocks, threads, 0, s->stream>>>(pos, tokens, d_first);
-        e = cudaGetLastError();
-        what = "position check kernel launch";
-    }
-    if (e == cudaSuccess) {
-        e = cudaMemcpyAsync(&first, d_first, sizeof first, cudaMemcpyDeviceToHost, s->stream);
-        what = "cudaMemcpyAsync";
-    }
-    const cudaError_t ef = cudaFreeAsync(d_first, s->stream);
-    if (e == cudaSuccess) {
-        e = ef;
-        what = "cudaFreeAsync";
-    }
-    if (e == cudaSuccess) {
-        e = cudaStreamSynchronize(s->stream);
-        what = "cudaStreamSynchronize";
-    }
-    if (e != cudaSuccess) {
-        cudaStreamSynchronize(s->stream);
-        return lcx_cuda_status(e, what);
-    }
-    if (first >= (unsigned long long)tokens)
-        return LCX_OK;
-    int64_t bad = 0;
-    LCX_CUDA_TRY(cudaMemcpyAsync(&bad, pos + first, sizeof bad, cudaMemcpyDeviceToHost, s->stream));
-    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
-    const long long i = (long long)first;
+    int64_t first, bad;
+    const lcx_status st = lcx_cuda_first_outside(s, pos, tokens, 0, LCX_ROPE_CUDA_MAX_POS, &first, &bad);
+    if (st != LCX_OK || first < 0)
+        return st;
     return lcx_fail(LCX_E_INVALID, "%s: positions[%lld][%lld] = %lld is outside [0, 2^31-1]", op,
-                    i / (long long)seq, i % (long long)seq, (long long)bad);
+                    (long long)(first / seq), (long long)(first % seq), (long long)bad);
 }
 
 void lcx_rope_view_of(const lcx_tensor *t, lcx_rope_view *v)
