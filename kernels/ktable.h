@@ -45,6 +45,10 @@ typedef struct lcx_ktable {
     int gemm_rows_mr, gemm_rows_nt; /* gemm_rows tile: weight rows x tokens (vector lanes) */
 } lcx_ktable;
 
+/* attn_qk_direct / attn_pv_direct prefetch distance in key rows: one
+ * 64-key attention tile */
+#define LCX_ATTN_PF_KEYS 64
+
 /* Row stride (elements) of f32 weight rows for which gemm_rows kernels have
  * a fast path: row offsets become immediates. Callers copy weight blocks of
  * at most LCX_GEMM_ROWS_KB columns into buffers of this stride (not a

@@ -265,15 +265,16 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                             (size_t)lcx_at(j->k, b, ks + kb, kvh) * lcx_dtype_size(j->k->dtype);
         const char *vbase = (const char *)j->v->data +
                             (size_t)lcx_at(j->v, b, ks + kb, kvh) * lcx_dtype_size(j->v->dtype);
+        /* rows past the tile that the direct kernels may prefetch: the rest
+         * of the sequence (with split-KV a worker's chunks are contiguous,
+         * so this runs on into its next chunk) */
+        const int64_t avail = lk - kb < nk + LCX_ATTN_PF_KEYS ? lk - kb : nk + LCX_ATTN_PF_KEYS;
         if (direct) {
-            for (int64_t jb = 0; jb < nk; jb += 16) {
-                const int64_t nb = nk - jb < 16 ? nk - jb : 16;
-                for (int64_t hh = 0; hh < hg; hh++)
-                    kt->attn_qk_direct(t->Q + hh * rph * Dp, Dp,
-                                       kbase + (size_t)(jb * j->k->stride[1] + hh * j->k->stride[2]) * kes,
-                                       j->k->stride[1], (int32_t)j->k->dtype, (int32_t)rph, (int32_t)nb, (int32_t)D,
-                                       t->S + hh * rph * LCX_ATTN_BK + jb, LCX_ATTN_BK);
-            }
+            /* one call per kv head over the whole tile */
+            for (int64_t hh = 0; hh < hg; hh++)
+                kt->attn_qk_direct(t->Q + hh * rph * Dp, Dp, kbase + (size_t)(hh * j->k->stride[2]) * kes,
+                                   j->k->stride[1], (int32_t)j->k->dtype, (int32_t)rph, (int32_t)nk, (int32_t)avail,
+                                   (int32_t)D, t->S + hh * rph * LCX_ATTN_BK, LCX_ATTN_BK);
             goto softmax;
         }
         /* K^T and V tiles; padded keys are zero */
@@ -333,13 +334,9 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                         s[jj] = -INFINITY;
                 }
             }
-            float mx = -INFINITY;
-            int nan = 0;
-            for (int64_t jj = 0; jj < nk; jj++) {
-                nan |= s[jj] != s[jj];
-                mx = s[jj] > mx ? s[jj] : mx;
-            }
-            if (nan) { /* NaN in q or k: the row's output and lse are NaN */
+            /* keys past nk are -inf here (need_mask) */
+            const float mx = kt->attn_max(s, n16);
+            if (mx != mx) { /* NaN in q or k: the row's output and lse are NaN */
                 t->m[r] = NAN;
                 t->l[r] = NAN;
                 memset(s, 0, (size_t)n16 * sizeof(float));
@@ -380,14 +377,11 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                     }
                 }
         } else if (direct) {
-            for (int64_t jb = 0; jb < nk; jb += 16) {
-                const int64_t nb = nk - jb < 16 ? nk - jb : 16;
-                for (int64_t hh = 0; hh < hg; hh++)
-                    kt->attn_pv_direct(t->S + hh * rph * LCX_ATTN_BK + jb, LCX_ATTN_BK,
-                                       vbase + (size_t)(jb * j->v->stride[1] + hh * j->v->stride[2]) * ves,
-                                       j->v->stride[1], (int32_t)j->v->dtype, (int32_t)rph, (int32_t)nb, (int32_t)Dv,
-                                       t->O + hh * rph * Dvp, Dvp);
-            }
+            for (int64_t hh = 0; hh < hg; hh++)
+                kt->attn_pv_direct(t->S + hh * rph * LCX_ATTN_BK, LCX_ATTN_BK,
+                                   vbase + (size_t)(hh * j->v->stride[2]) * ves, j->v->stride[1],
+                                   (int32_t)j->v->dtype, (int32_t)rph, (int32_t)nk, (int32_t)avail, (int32_t)Dv,
+                                   t->O + hh * rph * Dvp, Dvp);
         } else
             kt->attn_pv(t->S, LCX_ATTN_BK, t->V, Dvp, (int32_t)R, n16, (int32_t)Dvp, t->O, Dvp);
     }
@@ -432,7 +426,12 @@ static void lcx_attn_worker(void *arg, int64_t w)
     lcx_tile t = lcx_slot(j, w);
     const lcx_fpenv env = lcx_fpenv_enter();
     const int64_t total = j->n_items * j->n_chunks;
-    for (int64_t it = w; it < total; it += j->workers) {
+    /* split-KV: equal-cost chunks, a contiguous run per worker (each streams
+     * its own stretch of the cache and its prefetches stay on it); else
+     * round-robin, which balances the causal triangle */
+    const int contig = j->n_chunks > 1;
+    const int64_t it0 = contig ? total * w / j->workers : w, it1 = contig ? total * (w + 1) / j->workers : total;
+    for (int64_t it = it0; it < it1; it += contig ? 1 : j->workers) {
         int64_t s, kvh, qb, c, b, qs, lq, ks, lk;
         lcx_item(j, it, &s, &kvh, &qb, &c);
         lcx_seq(j, s, &b, &qs, &lq, &ks, &lk);

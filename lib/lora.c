@@ -396,12 +396,12 @@ static void lcx_dot_task(void *arg, int64_t w)
         const int64_t o0 = ch * p->dch, nc = g->N - o0 < p->dch ? g->N - o0 : p->dch;
         if (g->K > 0)
             kt->attn_qk_direct(xf, g->K, lcx_mat_at(&g->w, o0, 0), g->w.rs, g->w.dt, T, (int32_t)nc,
-                               (int32_t)g->K, s, p->dch);
+                               (int32_t)nc, (int32_t)g->K, s, p->dch);
         else
             memset(s, 0, (size_t)(g->T * p->dch) * sizeof(float));
         if (g->R > 0) {
             kt->attn_qk_direct((const float *)g->u.data, g->u.rs, lcx_mat_at(&g->b, o0, 0), g->b.rs, g->b.dt, T,
-                               (int32_t)nc, (int32_t)g->R, s2, p->dch);
+                               (int32_t)nc, (int32_t)nc, (int32_t)g->R, s2, p->dch);
             for (int64_t i = 0; i < g->T; i++)
                 for (int64_t j = 0; j < nc; j++)
                     s[i * p->dch + j] += s2[i * p->dch + j];

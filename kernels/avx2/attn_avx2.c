@@ -4,6 +4,7 @@
 #error "attn_avx2.c must be compiled with -mavx2 -mfma"
 #endif
 #include <immintrin.h>
+#include <math.h>
 #include <sleef.h>
 
 #include "../ktable.h"
@@ -91,7 +92,37 @@ float lcx_k_attn_exp__avx2(float *x, int32_t n16, float mx)
     return _mm_cvtss_f32(a);
 }
 
-/* ---- direct (decode) products: 8-lane chunks, scalar tails ---- */
+float lcx_k_attn_max__avx2(const float *x, int32_t n16)
+{
+    __m256 mx = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
+    for (int32_t j = 0; j < n16; j += 8) {
+        const __m256 v = _mm256_loadu_ps(x + j);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        mx = _mm256_max_ps(mx, v);
+    }
+    if (_mm256_movemask_ps(nan))
+        return NAN;
+    __m128 a = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_max_ss(a, _mm_shuffle_ps(a, a, 1));
+    return _mm_cvtss_f32(a);
+}
+
+/* ---- direct (decode) products: 8-lane chunks, scalar tails ----
+ * While on key j the kernels fetch the same bytes of key j + LCX_ATTN_PF_KEYS
+ * into L2 (below nk_avail): the next 64-key tile's rows of this head, which
+ * the hardware prefetchers miss (kv heads interleave, so a head's rows are
+ * far apart). */
+
+static inline void lcx_pf_bytes(const char *p, int64_t bytes)
+{
+    /* the empty volatile asm keeps the compiler from deleting a loop whose
+     * only effect is the prefetches */
+    for (int64_t b = 0; b < bytes; b += 64) {
+        _mm_prefetch(p + b, _MM_HINT_T1);
+        __asm__ volatile("");
+    }
+}
 
 static inline __m256 lcx_ld8(const void *p, int32_t dt, int64_t off)
 {
@@ -112,10 +143,13 @@ static inline float lcx_hsum8(__m256 v)
  * in registers) against every key, one key at a time */
 static inline __attribute__((always_inline)) void lcx_qk_direct(const float *q, int64_t ldq, const void *k,
                                                                  int64_t kstride, int32_t dt, int M, int32_t nk,
-                                                                 int32_t d, float *s, int64_t lds)
+                                                                 int32_t nk_avail, int32_t d, float *s, int64_t lds)
 {
     const int32_t d8 = d & ~7;
+    const int64_t es = dt == 0 ? 4 : 2;
     for (int32_t j = 0; j < nk; j++) {
+        if (j + LCX_ATTN_PF_KEYS < nk_avail)
+            lcx_pf_bytes((const char *)k + (size_t)((j + LCX_ATTN_PF_KEYS) * kstride * es), d * es);
         __m256 acc[4];
         for (int i = 0; i < M; i++)
             acc[i] = _mm256_setzero_ps();
@@ -138,9 +172,14 @@ static inline __attribute__((always_inline)) void lcx_qk_direct(const float *q, 
  * horizontal-add tree. dt is a constant after inlining; d a multiple of 8. */
 static inline __attribute__((always_inline)) void lcx_qk_direct4x2(const float *q, int64_t ldq, const void *k,
                                                                     int64_t kstride, int32_t dt, int32_t nk2,
-                                                                    int32_t d, float *s, int64_t lds)
+                                                                    int32_t nk_avail, int32_t d, float *s,
+                                                                    int64_t lds)
 {
+    const int64_t es = dt == 0 ? 4 : 2;
     for (int32_t j = 0; j < nk2; j += 2) {
+        for (int jj = 0; jj < 2; jj++)
+            if (j + jj + LCX_ATTN_PF_KEYS < nk_avail)
+                lcx_pf_bytes((const char *)k + (size_t)((j + jj + LCX_ATTN_PF_KEYS) * kstride * es), d * es);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (int32_t t = 0; t < d; t += 8) {
             const __m256 k0 = lcx_ld8(k, dt, j * kstride + t), k1 = lcx_ld8(k, dt, (j + 1) * kstride + t);
@@ -171,30 +210,30 @@ static inline __attribute__((always_inline)) void lcx_qk_direct4x2(const float *
 #define LCX_QKD(M)                                                                           \
     do {                                                                                     \
         if (kdtype == 2)                                                                     \
-            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 2, M, nk, d, s + i0 * lds, lds);    \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 2, M, nk, nk_avail, d, s + i0 * lds, lds); \
         else if (kdtype == 1)                                                                \
-            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 1, M, nk, d, s + i0 * lds, lds);    \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 1, M, nk, nk_avail, d, s + i0 * lds, lds); \
         else                                                                                 \
-            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 0, M, nk, d, s + i0 * lds, lds);    \
+            lcx_qk_direct(q + i0 * ldq, ldq, k, kstride, 0, M, nk, nk_avail, d, s + i0 * lds, lds); \
     } while (0)
 
 void lcx_k_attn_qk_direct__avx2(const float *q, int64_t ldq, const void *k, int64_t kstride, int32_t kdtype,
-                                int32_t m, int32_t nk, int32_t d, float *s, int64_t lds)
+                                int32_t m, int32_t nk, int32_t nk_avail, int32_t d, float *s, int64_t lds)
 {
     int32_t i0 = 0;
     if ((d & 7) == 0 && nk >= 2) {
         const int32_t nk2 = nk & ~1;
         for (; i0 + 4 <= m; i0 += 4) {
             if (kdtype == 2)
-                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 2, nk2, d, s + i0 * lds, lds);
+                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 2, nk2, nk_avail, d, s + i0 * lds, lds);
             else if (kdtype == 1)
-                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 1, nk2, d, s + i0 * lds, lds);
+                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 1, nk2, nk_avail, d, s + i0 * lds, lds);
             else
-                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 0, nk2, d, s + i0 * lds, lds);
+                lcx_qk_direct4x2(q + i0 * ldq, ldq, k, kstride, 0, nk2, nk_avail, d, s + i0 * lds, lds);
         }
         if (nk2 < nk && i0 > 0) { /* the last key of those rows */
             const char *kt = (const char *)k + (size_t)(nk2 * kstride) * (kdtype == 0 ? 4 : 2);
-            lcx_k_attn_qk_direct__avx2(q, ldq, kt, kstride, kdtype, i0, nk - nk2, d, s + nk2, lds);
+            lcx_k_attn_qk_direct__avx2(q, ldq, kt, kstride, kdtype, i0, nk - nk2, nk_avail - nk2, d, s + nk2, lds);
         }
     }
     for (; i0 + 4 <= m; i0 += 4)
@@ -211,14 +250,18 @@ void lcx_k_attn_qk_direct__avx2(const float *q, int64_t ldq, const void *k, int6
  * x 16 columns of o at c, over every key */
 static inline __attribute__((always_inline)) void lcx_pv_rows(const float *p, int64_t ldp, const void *v,
                                                                int64_t vstride, int32_t dt, int M, int32_t nk,
-                                                               int32_t c, float *o, int64_t ldo)
+                                                               int32_t nk_avail, int32_t c, float *o, int64_t ldo)
 {
+    const int64_t es = dt == 0 ? 4 : 2;
+    const int pf = ((c * es) & 63) == 0; /* this block starts a cache line of the row */
     __m256 acc[4][2];
     for (int i = 0; i < M; i++) {
         acc[i][0] = _mm256_loadu_ps(o + i * ldo + c);
         acc[i][1] = _mm256_loadu_ps(o + i * ldo + c + 8);
     }
     for (int32_t j = 0; j < nk; j++) {
+        if (pf && j + LCX_ATTN_PF_KEYS < nk_avail)
+            _mm_prefetch((const char *)v + (size_t)(((j + LCX_ATTN_PF_KEYS) * vstride + c) * es), _MM_HINT_T1);
         const __m256 v0 = lcx_ld8(v, dt, j * vstride + c), v1 = lcx_ld8(v, dt, j * vstride + c + 8);
         for (int i = 0; i < M; i++) {
             const __m256 pb = _mm256_broadcast_ss(p + i * ldp + j);
@@ -234,17 +277,17 @@ static inline __attribute__((always_inline)) void lcx_pv_rows(const float *p, in
 
 static inline __attribute__((always_inline)) void lcx_pv_direct(const float *p, int64_t ldp, const void *v,
                                                                  int64_t vstride, int32_t dt, int32_t m, int32_t nk,
-                                                                 int32_t dv, float *o, int64_t ldo)
+                                                                 int32_t nk_avail, int32_t dv, float *o, int64_t ldo)
 {
     const int32_t d16 = dv & ~15;
     for (int32_t c = 0; c < d16; c += 16) {
         int32_t i0 = 0;
         for (; i0 + 4 <= m; i0 += 4)
-            lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 4, nk, c, o + i0 * ldo, ldo);
+            lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 4, nk, nk_avail, c, o + i0 * ldo, ldo);
         switch (m - i0) {
-        case 3: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 3, nk, c, o + i0 * ldo, ldo); break;
-        case 2: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 2, nk, c, o + i0 * ldo, ldo); break;
-        case 1: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 1, nk, c, o + i0 * ldo, ldo); break;
+        case 3: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 3, nk, nk_avail, c, o + i0 * ldo, ldo); break;
+        case 2: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 2, nk, nk_avail, c, o + i0 * ldo, ldo); break;
+        case 1: lcx_pv_rows(p + i0 * ldp, ldp, v, vstride, dt, 1, nk, nk_avail, c, o + i0 * ldo, ldo); break;
         default: break;
         }
     }
@@ -255,12 +298,12 @@ static inline __attribute__((always_inline)) void lcx_pv_direct(const float *p, 
 }
 
 void lcx_k_attn_pv_direct__avx2(const float *p, int64_t ldp, const void *v, int64_t vstride, int32_t vdtype,
-                                int32_t m, int32_t nk, int32_t dv, float *o, int64_t ldo)
+                                int32_t m, int32_t nk, int32_t nk_avail, int32_t dv, float *o, int64_t ldo)
 {
     if (vdtype == 2)
-        lcx_pv_direct(p, ldp, v, vstride, 2, m, nk, dv, o, ldo);
+        lcx_pv_direct(p, ldp, v, vstride, 2, m, nk, nk_avail, dv, o, ldo);
     else if (vdtype == 1)
-        lcx_pv_direct(p, ldp, v, vstride, 1, m, nk, dv, o, ldo);
+        lcx_pv_direct(p, ldp, v, vstride, 1, m, nk, nk_avail, dv, o, ldo);
     else
-        lcx_pv_direct(p, ldp, v, vstride, 0, m, nk, dv, o, ldo);
+        lcx_pv_direct(p, ldp, v, vstride, 0, m, nk, nk_avail, dv, o, ldo);
 }

@@ -13,6 +13,7 @@ void lcx_table_init_avx512(lcx_ktable *t, unsigned features)
     LCX_KSET(t, attn_qk, lcx_k_attn_qk__avx512);
     LCX_KSET(t, attn_pv, lcx_k_attn_pv__avx512);
     LCX_KSET(t, attn_exp, lcx_k_attn_exp__avx512);
+    LCX_KSET(t, attn_max, lcx_k_attn_max__avx512);
     LCX_KSET(t, attn_qk_direct, lcx_k_attn_qk_direct__avx512);
     LCX_KSET(t, attn_pv_direct, lcx_k_attn_pv_direct__avx512);
     LCX_KSET(t, rope_cossin, lcx_k_rope_cossin__avx512);

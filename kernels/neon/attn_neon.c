@@ -4,6 +4,7 @@
 #error "attn_neon.c must be compiled for AArch64 with NEON"
 #endif
 #include <arm_neon.h>
+#include <math.h>
 #include <sleef.h>
 
 #include "../ktable.h"
@@ -90,7 +91,34 @@ float lcx_k_attn_exp__neon(float *x, int32_t n16, float mx)
     return vaddvq_f32(acc);
 }
 
-/* ---- direct (decode) products: 4-lane chunks, scalar tails ---- */
+float lcx_k_attn_max__neon(const float *x, int32_t n16)
+{
+    float32x4_t mx = vdupq_n_f32(-INFINITY);
+    uint32x4_t ok = vdupq_n_u32(~0u);
+    for (int32_t j = 0; j < n16; j += 4) {
+        const float32x4_t v = vld1q_f32(x + j);
+        ok = vandq_u32(ok, vceqq_f32(v, v));
+        mx = vmaxnmq_f32(mx, v);
+    }
+    if (vminvq_u32(ok) == 0)
+        return NAN;
+    return vmaxvq_f32(mx);
+}
+
+/* ---- direct (decode) products: 4-lane chunks, scalar tails ----
+ * While on key j the kernels fetch the same bytes of key j + LCX_ATTN_PF_KEYS
+ * into L2 (below nk_avail): the next 64-key tile's rows of this head, far
+ * apart in the cache because kv heads interleave. */
+
+static inline void lcx_pf_bytes(const char *p, int64_t bytes)
+{
+    /* the empty volatile asm keeps the compiler from deleting a loop whose
+     * only effect is the prefetches */
+    for (int64_t b = 0; b < bytes; b += 64) {
+        __builtin_prefetch(p + b, 0, 2);
+        __asm__ volatile("");
+    }
+}
 
 static inline float32x4_t lcx_ld4(const void *p, int32_t dt, int64_t off)
 {
@@ -104,10 +132,13 @@ static inline float32x4_t lcx_ld4(const void *p, int32_t dt, int64_t off)
  * independent */
 static inline __attribute__((always_inline)) void lcx_qk_rows(const float *q, int64_t ldq, const void *k,
                                                                int64_t kstride, int32_t dt, int M, int32_t nk,
-                                                               int32_t d, float *s, int64_t lds)
+                                                               int32_t nk_avail, int32_t d, float *s, int64_t lds)
 {
     const int32_t d4 = d & ~3;
+    const int64_t es = dt == 0 ? 4 : 2;
     for (int32_t j = 0; j < nk; j++) {
+        if (j + LCX_ATTN_PF_KEYS < nk_avail)
+            lcx_pf_bytes((const char *)k + (size_t)((j + LCX_ATTN_PF_KEYS) * kstride * es), d * es);
         float32x4_t acc[4];
         for (int i = 0; i < M; i++)
             acc[i] = vdupq_n_f32(0);
@@ -136,23 +167,23 @@ static inline __attribute__((always_inline)) void lcx_qk_rows(const float *q, in
     } while (0)
 
 static inline __attribute__((always_inline)) void lcx_qk_call(const float *q, int64_t ldq, const void *k,
-                                                               int64_t kstride, int32_t nk, int32_t d, float *s,
-                                                               int64_t lds, int32_t dt, int M)
+                                                               int64_t kstride, int32_t nk, int32_t nk_avail, int32_t d,
+                                                               float *s, int64_t lds, int32_t dt, int M)
 {
-    lcx_qk_rows(q, ldq, k, kstride, dt, M, nk, d, s, lds);
+    lcx_qk_rows(q, ldq, k, kstride, dt, M, nk, nk_avail, d, s, lds);
 }
 
 void lcx_k_attn_qk_direct__neon(const float *q, int64_t ldq, const void *k, int64_t kstride, int32_t kdtype,
-                                int32_t m, int32_t nk, int32_t d, float *s, int64_t lds)
+                                int32_t m, int32_t nk, int32_t nk_avail, int32_t d, float *s, int64_t lds)
 {
     const int32_t dt = kdtype;
     int32_t i0 = 0;
     for (; i0 + 4 <= m; i0 += 4)
-        LCX_ROWS_M(lcx_qk_call, 4, q + i0 * ldq, ldq, k, kstride, nk, d, s + i0 * lds, lds);
+        LCX_ROWS_M(lcx_qk_call, 4, q + i0 * ldq, ldq, k, kstride, nk, nk_avail, d, s + i0 * lds, lds);
     switch (m - i0) {
-    case 3: LCX_ROWS_M(lcx_qk_call, 3, q + i0 * ldq, ldq, k, kstride, nk, d, s + i0 * lds, lds); break;
-    case 2: LCX_ROWS_M(lcx_qk_call, 2, q + i0 * ldq, ldq, k, kstride, nk, d, s + i0 * lds, lds); break;
-    case 1: LCX_ROWS_M(lcx_qk_call, 1, q + i0 * ldq, ldq, k, kstride, nk, d, s + i0 * lds, lds); break;
+    case 3: LCX_ROWS_M(lcx_qk_call, 3, q + i0 * ldq, ldq, k, kstride, nk, nk_avail, d, s + i0 * lds, lds); break;
+    case 2: LCX_ROWS_M(lcx_qk_call, 2, q + i0 * ldq, ldq, k, kstride, nk, nk_avail, d, s + i0 * lds, lds); break;
+    case 1: LCX_ROWS_M(lcx_qk_call, 1, q + i0 * ldq, ldq, k, kstride, nk, nk_avail, d, s + i0 * lds, lds); break;
     default: break;
     }
 }
@@ -160,14 +191,17 @@ void lcx_k_attn_qk_direct__neon(const float *q, int64_t ldq, const void *k, int6
 /* M rows x 16 columns of o at c kept in registers over every key (the
  * output is loaded and stored once per call, not once per key) */
 static inline __attribute__((always_inline)) void lcx_pv_call(const float *p, int64_t ldp, const void *v,
-                                                               int64_t vstride, int32_t nk, int32_t c, float *o,
-                                                               int64_t ldo, int32_t dt, int M)
+                                                               int64_t vstride, int32_t nk, int32_t nk_avail, int32_t c,
+                                                               float *o, int64_t ldo, int32_t dt, int M)
 {
+    const int64_t es = dt == 0 ? 4 : 2;
     float32x4_t acc[4][4];
     for (int i = 0; i < M; i++)
         for (int x = 0; x < 4; x++)
             acc[i][x] = vld1q_f32(o + i * ldo + c + 4 * x);
     for (int32_t j = 0; j < nk; j++) {
+        if (j + LCX_ATTN_PF_KEYS < nk_avail)
+            lcx_pf_bytes((const char *)v + (size_t)(((j + LCX_ATTN_PF_KEYS) * vstride + c) * es), 16 * es);
         float32x4_t vv[4];
         for (int x = 0; x < 4; x++)
             vv[x] = lcx_ld4(v, dt, j * vstride + c + 4 * x);
@@ -183,17 +217,17 @@ static inline __attribute__((always_inline)) void lcx_pv_call(const float *p, in
 }
 
 void lcx_k_attn_pv_direct__neon(const float *p, int64_t ldp, const void *v, int64_t vstride, int32_t vdtype,
-                                int32_t m, int32_t nk, int32_t dv, float *o, int64_t ldo)
+                                int32_t m, int32_t nk, int32_t nk_avail, int32_t dv, float *o, int64_t ldo)
 {
     const int32_t dt = vdtype, d16 = dv & ~15;
     for (int32_t c = 0; c < d16; c += 16) {
         int32_t i0 = 0;
         for (; i0 + 4 <= m; i0 += 4)
-            LCX_ROWS_M(lcx_pv_call, 4, p + i0 * ldp, ldp, v, vstride, nk, c, o + i0 * ldo, ldo);
+            LCX_ROWS_M(lcx_pv_call, 4, p + i0 * ldp, ldp, v, vstride, nk, nk_avail, c, o + i0 * ldo, ldo);
         switch (m - i0) {
-        case 3: LCX_ROWS_M(lcx_pv_call, 3, p + i0 * ldp, ldp, v, vstride, nk, c, o + i0 * ldo, ldo); break;
-        case 2: LCX_ROWS_M(lcx_pv_call, 2, p + i0 * ldp, ldp, v, vstride, nk, c, o + i0 * ldo, ldo); break;
-        case 1: LCX_ROWS_M(lcx_pv_call, 1, p + i0 * ldp, ldp, v, vstride, nk, c, o + i0 * ldo, ldo); break;
+        case 3: LCX_ROWS_M(lcx_pv_call, 3, p + i0 * ldp, ldp, v, vstride, nk, nk_avail, c, o + i0 * ldo, ldo); break;
+        case 2: LCX_ROWS_M(lcx_pv_call, 2, p + i0 * ldp, ldp, v, vstride, nk, nk_avail, c, o + i0 * ldo, ldo); break;
+        case 1: LCX_ROWS_M(lcx_pv_call, 1, p + i0 * ldp, ldp, v, vstride, nk, nk_avail, c, o + i0 * ldo, ldo); break;
         default: break;
         }
     }

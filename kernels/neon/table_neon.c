@@ -14,6 +14,7 @@ void lcx_table_init_neon(lcx_ktable *t, unsigned features)
     LCX_KSET(t, attn_qk, lcx_k_attn_qk__neon);
     LCX_KSET(t, attn_pv, lcx_k_attn_pv__neon);
     LCX_KSET(t, attn_exp, lcx_k_attn_exp__neon);
+    LCX_KSET(t, attn_max, lcx_k_attn_max__neon);
     LCX_KSET(t, attn_qk_direct, lcx_k_attn_qk_direct__neon);
     LCX_KSET(t, attn_pv_direct, lcx_k_attn_pv_direct__neon);
     LCX_KSET(t, rope_cossin, lcx_k_rope_cossin__neon);

@@ -1,4 +1,5 @@
 /* Scalar attention tile kernels (the reference). */
+#include <math.h>
 #include <sleef.h>
 
 #include "../ktable.h"
@@ -44,14 +45,26 @@ float lcx_k_attn_exp__scalar(float *x, int32_t n16, float mx)
     return sum;
 }
 
+float lcx_k_attn_max__scalar(const float *x, int32_t n16)
+{
+    float mx = -INFINITY;
+    int nan = 0;
+    for (int32_t j = 0; j < n16; j++) {
+        nan |= x[j] != x[j];
+        mx = x[j] > mx ? x[j] : mx;
+    }
+    return nan ? NAN : mx;
+}
+
 static inline const void *lcx_row(const void *base, int32_t dt, int64_t off)
 {
     return (const char *)base + (size_t)off * (dt == 0 ? 4 : 2);
 }
 
 void lcx_k_attn_qk_direct__scalar(const float *q, int64_t ldq, const void *k, int64_t kstride, int32_t kdtype,
-                                  int32_t m, int32_t nk, int32_t d, float *s, int64_t lds)
+                                  int32_t m, int32_t nk, int32_t nk_avail, int32_t d, float *s, int64_t lds)
 {
+    (void)nk_avail; /* the reference does not prefetch */
     for (int32_t j = 0; j < nk; j++) {
         const void *kr = lcx_row(k, kdtype, j * kstride);
         for (int32_t i = 0; i < m; i++) {
@@ -64,8 +77,9 @@ void lcx_k_attn_qk_direct__scalar(const float *q, int64_t ldq, const void *k, in
 }
 
 void lcx_k_attn_pv_direct__scalar(const float *p, int64_t ldp, const void *v, int64_t vstride, int32_t vdtype,
-                                  int32_t m, int32_t nk, int32_t dv, float *o, int64_t ldo)
+                                  int32_t m, int32_t nk, int32_t nk_avail, int32_t dv, float *o, int64_t ldo)
 {
+    (void)nk_avail;
     for (int32_t j = 0; j < nk; j++) {
         const void *vr = lcx_row(v, vdtype, j * vstride);
         for (int32_t i = 0; i < m; i++) {
