@@ -224,6 +224,16 @@ static size_t lcx_slot_floats(const lcx_attn_job *j)
     return (n + 15) & ~(size_t)15; /* keep every slot 64-byte aligned */
 }
 
+/* L2 prefetch of `bytes` bytes at p (the empty volatile asm keeps the
+ * compiler from deleting a loop whose only effect is the prefetches) */
+static inline void lcx_prefetch_bytes(const char *p, int64_t bytes)
+{
+    for (int64_t b = 0; b < bytes; b += 64) {
+        __builtin_prefetch(p + b, 0, 2);
+        __asm__ volatile("");
+    }
+}
+
 static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_t qs, int64_t ks, int64_t lq,
                            int64_t lk, int64_t kvh, int64_t i0, int64_t nq, int n_iv, const int64_t *ivlo,
                            const int64_t *ivhi)
@@ -277,23 +287,24 @@ static void lcx_attn_tiles(const lcx_attn_job *j, lcx_tile *t, int64_t b, int64_
                                    (int32_t)D, t->S + hh * rph * LCX_ATTN_BK, LCX_ATTN_BK);
             goto softmax;
         }
-        /* K^T and V tiles; padded keys are zero */
+        /* K^T and V tiles; padded keys are zero. While copying value row jj,
+         * fetch key and value row jj of the next tile into L2: a head's rows
+         * are far apart (kv heads interleave), so the hardware prefetchers
+         * miss them, and the tile's products leave ample time for the fetch
+         * (causal f32 prefill at 16k tokens: 119 -> 148 GFLOP/s on 2 cores,
+         * with the packing below). */
+        /* Kt[c][jj] = K[jj][c] widened, zero for nk <= jj < BK: the GEMM
+         * panel packing (in-register transposes) */
+        kt->gemm_pack(kbase, j->k->stride[1], 1, (int32_t)j->k->dtype, (int32_t)nk, D, LCX_ATTN_BK, t->Kt);
         for (int64_t jj = 0; jj < n16; jj++) {
             if (jj < nk) {
-                const float *kr = t->row;
-                const int64_t ko = lcx_at(j->k, b, ks + kb + jj, kvh);
-                if (j->k->dtype == LCX_F32)
-                    kr = (const float *)j->k->data + ko; /* read f32 keys in place */
-                else
-                    lcx_load_row(kt, j->k, ko, D, t->row);
-                for (int64_t c = 0; c < D; c++)
-                    t->Kt[c * LCX_ATTN_BK + jj] = kr[c];
+                if (kb + LCX_ATTN_BK + jj < lk) {
+                    lcx_prefetch_bytes(kbase + (size_t)((LCX_ATTN_BK + jj) * j->k->stride[1]) * kes, D * (int64_t)kes);
+                    lcx_prefetch_bytes(vbase + (size_t)((LCX_ATTN_BK + jj) * j->v->stride[1]) * ves, Dv * (int64_t)ves);
+                }
                 lcx_load_row(kt, j->v, lcx_at(j->v, b, ks + kb + jj, kvh), Dv, t->V + jj * Dvp);
-            } else {
-                for (int64_t c = 0; c < D; c++)
-                    t->Kt[c * LCX_ATTN_BK + jj] = 0.0f;
+            } else
                 memset(t->V + jj * Dvp, 0, (size_t)Dv * sizeof(float));
-            }
             if (Dvp > Dv)
                 memset(t->V + jj * Dvp + Dv, 0, (size_t)(Dvp - Dv) * sizeof(float));
         }
