@@ -307,6 +307,37 @@ static void test_attention_dtypes_views_varlen(void **state)
         c.dk = c.dv = LCX_BF16;
         run_case(&c, &rng, "decode split-KV");
     }
+    /* the direct (decode) kernels' paths: bf16 parity split (head dims that
+     * are multiples of 32; a 64-column output block plus a masked tail at
+     * 96), widening paths (f16, f32, dims 80), 1-4 rows per kv head, chunks
+     * split unevenly over 3 threads, a window, padded views, two sequences,
+     * K and V of different dtypes; run_case checks 1, 3 and all threads */
+    const struct {
+        int64_t B, Sq, Sk, H, Hkv, D;
+        lcx_dtype dk, dv;
+        int window, pad;
+    } dec[9] = {
+        {1, 1, 3000, 8, 2, 128, LCX_BF16, LCX_BF16, -1, 0}, {2, 1, 1100, 6, 2, 96, LCX_BF16, LCX_BF16, -1, 1},
+        {1, 2, 2100, 8, 2, 64, LCX_BF16, LCX_BF16, -1, 0},  {1, 1, 1500, 4, 2, 80, LCX_F16, LCX_F16, -1, 0},
+        {1, 1, 1300, 8, 2, 128, LCX_F32, LCX_F32, -1, 1},   {1, 1, 2000, 8, 8, 128, LCX_BF16, LCX_F16, -1, 0},
+        {1, 1, 1800, 4, 1, 128, LCX_BF16, LCX_BF16, 700, 0}, {1, 3, 1029, 8, 4, 256, LCX_BF16, LCX_BF16, -1, 0},
+        {1, 1, 577, 12, 4, 64, LCX_F16, LCX_BF16, -1, 1},
+    };
+    for (int k = 0; k < 9; k++) {
+        acase c = base_case();
+        c.B = dec[k].B;
+        c.Sq = dec[k].Sq;
+        c.Sk = dec[k].Sk;
+        c.H = dec[k].H;
+        c.Hkv = dec[k].Hkv;
+        c.D = c.Dv = dec[k].D;
+        c.dk = dec[k].dk;
+        c.dv = dec[k].dv;
+        c.causal = 1;
+        c.window = dec[k].window;
+        c.pad = dec[k].pad;
+        run_case(&c, &rng, "decode kernels");
+    }
 }
 
 /* merge of two halves of the keys equals attention over all of them */
