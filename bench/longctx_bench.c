@@ -21,6 +21,9 @@
 #include <time.h>
 
 #include "internal/lcx_internal.h"
+#if defined(LCX_BENCH_CUDA)
+#include "bench_cuda.h"
+#endif
 #if defined(LCX_BENCH_OPENBLAS)
 #include <cblas.h>
 #endif
@@ -1586,9 +1589,11 @@ static int parse_list(const char *s, int *out, int cap)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: longctx-bench [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
+            "usage: longctx-bench [--device cpu|cuda[:N]] [--json FILE] [--isa all|LIST] [--threads LIST] [--mb N]\n"
             "                     [--reps N] [--seq LIST] [--tokens LIST] [--rank LIST] [--dtype LIST] [--quick]\n"
             "                     [ceilings] [convert] [merge] [logprobs] [rope] [attention] [s2attn] [lora]\n"
+            "  --device   cpu (default) or cuda[:N]: the CUDA backend on GPU N (default 0): ceiling\n"
+            "             (device-to-device copy), rope, lora (against cuBLAS), merge, logprobs\n"
             "  --isa      comma list of scalar,avx2,avx512,neon, or best (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
@@ -1614,9 +1619,20 @@ int main(int argc, char **argv)
     o.mb = 256;
     o.reps = 9;
     const char *isa_arg = "all";
+    int cuda_device = -1; /* --device cuda[:N] */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--json") && i + 1 < argc)
+        if (!strcmp(a, "--device") && i + 1 < argc) {
+            const char *d = argv[++i];
+            if (!strcmp(d, "cpu"))
+                cuda_device = -1;
+            else if (!strncmp(d, "cuda", 4) && (d[4] == 0 || (d[4] == ':' && d[5] >= '0' && d[5] <= '9')))
+                cuda_device = d[4] ? atoi(d + 5) : 0;
+            else {
+                usage();
+                return 2;
+            }
+        } else if (!strcmp(a, "--json") && i + 1 < argc)
             o.json = argv[++i];
         else if (!strcmp(a, "--isa") && i + 1 < argc)
             isa_arg = argv[++i];
@@ -1709,6 +1725,17 @@ int main(int argc, char **argv)
             return 2;
         }
     o.want_ceilings = 1; /* every op figure is reported against the ceilings */
+
+    if (cuda_device >= 0) {
+#if defined(LCX_BENCH_CUDA)
+        const lcx_bench_cuda_opts co = {cuda_device, o.reps, o.mb, o.quick, o.want_rope, o.want_merge,
+                                        o.want_logprobs, o.want_lora, o.tokens, o.n_tokens, o.ranks, o.n_ranks};
+        return lcx_bench_cuda(&co);
+#else
+        fprintf(stderr, "longctx-bench: built without the CUDA backend\n");
+        return 2;
+#endif
+    }
 
     /* ISAs */
     if (!strcmp(isa_arg, "best")) {

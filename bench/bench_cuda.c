@@ -1,0 +1,456 @@
+/* longctx-bench --device cuda: the CUDA backend's ops on one GPU.
+ *
+ * Every op runs on a context created on a stream of our own; times come from
+ * CUDA events around the call on that stream (median of the repetitions
+ * after two warm-ups). Ceiling: device-to-device cudaMemcpyAsync, bytes read
+ * + written. LoRA is compared with cuBLAS in the same run: one GEMM for the
+ * base layer, two more for the unfused low-rank delta. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+#if defined(LCX_BENCH_CUBLAS)
+#include <cublas_v2.h>
+#endif
+
+#include "longctx/longctx.h"
+#include "bench_cuda.h"
+
+#define CK(call)                                                                                           \
+    do {                                                                                                   \
+        const cudaError_t e_ = (call);                                                                     \
+        if (e_ != cudaSuccess) {                                                                           \
+            fprintf(stderr, "longctx-bench: %s failed: %s\n", #call, cudaGetErrorString(e_));             \
+            exit(1);                                                                                       \
+        }                                                                                                  \
+    } while (0)
+
+typedef struct dstats { double med, min, max; } dstats; /* seconds */
+
+typedef void (*dev_fn)(void *arg);
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static cudaStream_t g_stream;
+static cudaEvent_t g_e0, g_e1;
+
+static dstats time_dev(dev_fn fn, void *arg, int reps)
+{
+    double t[64];
+    if (reps > 64)
+        reps = 64;
+    fn(arg);
+    fn(arg);
+    for (int r = 0; r < reps; r++) {
+        CK(cudaEventRecord(g_e0, g_stream));
+        fn(arg);
+        CK(cudaEventRecord(g_e1, g_stream));
+        CK(cudaEventSynchronize(g_e1));
+        float ms = 0;
+        CK(cudaEventElapsedTime(&ms, g_e0, g_e1));
+        t[r] = 1e-3 * (double)ms;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    return (dstats){t[reps / 2], t[0], t[reps - 1]};
+}
+
+static void *dev_alloc(size_t bytes)
+{
+    void *p = NULL;
+    CK(cudaMalloc(&p, bytes));
+    return p;
+}
+
+/* device buffer of n values of dtype, deterministic values in [-r, r) */
+static void *dev_fill(lcx_dtype dt, size_t n, float r, uint32_t seed)
+{
+    const size_t es = lcx_dtype_size(dt);
+    void *h = malloc(n * es);
+    if (!h) {
+        fprintf(stderr, "longctx-bench: out of host memory\n");
+        exit(1);
+    }
+    uint32_t s = seed * 2654435761u + 1u;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        const float v = r * ((float)(s >> 8) * (1.0f / 8388608.0f) - 1.0f);
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        if (dt == LCX_F32)
+            ((float *)h)[i] = v;
+        else if (dt == LCX_BF16)
+            ((uint16_t *)h)[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+        else { /* f16 of |v| < 2: sign, exponent, 10 mantissa bits (truncated: any value will do) */
+            const uint32_t sign = (u >> 16) & 0x8000u;
+            const int ex = (int)((u >> 23) & 0xff) - 127 + 15;
+            ((uint16_t *)h)[i] = (uint16_t)(ex <= 0 ? sign : sign | (uint32_t)ex << 10 | ((u >> 13) & 0x3ffu));
+        }
+    }
+    void *d = dev_alloc(n * es);
+    CK(cudaMemcpy(d, h, n * es, cudaMemcpyHostToDevice));
+    free(h);
+    return d;
+}
+
+static lcx_context *make_cuda_ctx(int device)
+{
+    lcx_context_options o;
+    lcx_context_options_default(&o);
+    o.device = LCX_DEVICE_CUDA;
+    o.cuda_device = device;
+    o.cuda_stream = (void *)g_stream;
+    lcx_context *ctx = NULL;
+    if (lcx_context_create(&o, &ctx) != LCX_OK) {
+        fprintf(stderr, "longctx-bench: CUDA context on device %d: %s\n", device, lcx_last_error());
+        exit(1);
+    }
+    return ctx;
+}
+
+static void check(lcx_status st, const char *what)
+{
+    if (st != LCX_OK) {
+        fprintf(stderr, "longctx-bench: %s: %s\n", what, lcx_last_error());
+        exit(1);
+    }
+}
+
+/* ---- ceiling ---- */
+
+typedef struct copy_dev { void *dst; const void *src; size_t bytes; } copy_dev;
+
+static void copy_dev_run(void *arg)
+{
+    copy_dev *c = arg;
+    CK(cudaMemcpyAsync(c->dst, c->src, c->bytes, cudaMemcpyDeviceToDevice, g_stream));
+}
+
+static double g_copy; /* GB/s, best run */
+
+static void bench_copy(const lcx_bench_cuda_opts *o)
+{
+    const size_t bytes = (size_t)(o->mb * 1048576.0);
+    copy_dev c = {dev_alloc(bytes), dev_alloc(bytes), bytes};
+    CK(cudaMemset(c.dst, 1, bytes));
+    CK(cudaMemset((void *)c.src, 2, bytes));
+    const dstats s = time_dev(copy_dev_run, &c, o->reps);
+    g_copy = 2.0 * (double)bytes / s.min * 1e-9;
+    printf("\n== ceiling ==\ndevice-to-device copy (read+write, %.0f MiB): median %.1f GB/s, best %.1f GB/s\n", o->mb,
+           2.0 * (double)bytes / s.med * 1e-9, g_copy);
+    CK(cudaFree(c.dst));
+    CK(cudaFree((void *)c.src));
+}
+
+/* ---- RoPE ---- */
+
+typedef struct rope_dev {
+    lcx_context *ctx;
+    lcx_rope *rope;
+    lcx_tensor q, k;
+    const int64_t *pos; /* device, or NULL */
+} rope_dev;
+
+static void rope_dev_run(void *arg)
+{
+    rope_dev *j = arg;
+    check(lcx_rope_apply(j->ctx, j->rope, &j->q, &j->k, j->pos), "rope_apply");
+}
+
+static void bench_rope_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
+{
+    const int64_t hq = 32, hk = 8, D = 128, T = o->quick ? 4096 : 65536;
+    printf("\n== rope: q+k in place, llama3-8b heads (32/8 x 128), %lld tokens, YaRN (bytes = q+k read and "
+           "written) ==\n%-6s %-8s %-10s %10s %10s %8s\n",
+           (long long)T, "dtype", "mode", "positions", "GB/s", "best", "of copy");
+    int64_t *hpos = malloc(sizeof(int64_t) * (size_t)T);
+    for (int64_t t = 0; t < T; t++)
+        hpos[t] = 100000 + t;
+    int64_t *dpos = dev_alloc(sizeof(int64_t) * (size_t)T);
+    CK(cudaMemcpy(dpos, hpos, sizeof(int64_t) * (size_t)T, cudaMemcpyHostToDevice));
+    free(hpos);
+    for (int dt = 0; dt < 2; dt++) {
+        const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+        void *q = dev_fill(dtype, (size_t)(T * hq * D), 0.5f, 1), *k = dev_fill(dtype, (size_t)(T * hk * D), 0.5f, 2);
+        for (int mode = 0; mode < 2; mode++)
+            for (int withpos = 0; withpos < 2; withpos++) {
+                lcx_rope_config cfg;
+                lcx_rope_config_default(&cfg);
+                cfg.type = LCX_ROPE_YARN;
+                cfg.head_dim = (int32_t)D;
+                cfg.factor = 4;
+                cfg.original_max_position = 32768;
+                cfg.attention_factor = 1.0; /* rotated many times: keep magnitudes */
+                cfg.precision = mode ? LCX_ROPE_HF_F32 : LCX_ROPE_PRECISE;
+                rope_dev j = {ctx, NULL, {0}, {0}, withpos ? dpos : NULL};
+                check(lcx_rope_create(ctx, &cfg, 131072, &j.rope), "rope_create");
+                const int64_t sq[4] = {1, T, hq, D}, sk[4] = {1, T, hk, D};
+                lcx_tensor_init(&j.q, q, dtype, 4, sq);
+                lcx_tensor_init(&j.k, k, dtype, 4, sk);
+                const dstats s = time_dev(rope_dev_run, &j, o->reps);
+                const double bytes = 2.0 * (double)(T * (hq + hk) * D) * (double)lcx_dtype_size(dtype);
+                printf("%-6s %-8s %-10s %10.1f %10.1f %7.0f%%\n", lcx_dtype_name(dtype), mode ? "hf_f32" : "precise",
+                       withpos ? "device" : "0..T-1", bytes / s.med * 1e-9, bytes / s.min * 1e-9,
+                       100.0 * bytes / s.med * 1e-9 / g_copy);
+                lcx_rope_destroy(j.rope);
+            }
+        CK(cudaFree(q));
+        CK(cudaFree(k));
+    }
+    CK(cudaFree(dpos));
+}
+
+/* ---- merge ---- */
+
+typedef struct merge_dev { lcx_context *ctx; lcx_tensor in[2], out; } merge_dev;
+
+static void merge_dev_run(void *arg)
+{
+    merge_dev *j = arg;
+    const double half[2] = {0.5, 0.5};
+    check(lcx_merge_weights(j->ctx, 2, j->in, half, &j->out), "merge");
+}
+
+static void bench_merge_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
+{
+    printf("\n== merge: out = 0.5 a + 0.5 b (bytes = a + b read, out written) ==\n%-6s %10s %10s %8s\n", "dtype",
+           "GB/s", "best", "of copy");
+    for (int dt = 0; dt < 2; dt++) {
+        const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+        const size_t es = lcx_dtype_size(dtype), n = (size_t)(o->mb * 1048576.0) / es;
+        merge_dev j = {ctx, {{0}}, {0}};
+        void *a = dev_fill(dtype, n, 1.0f, 3), *b = dev_fill(dtype, n, 1.0f, 4), *c = dev_alloc(n * es);
+        const int64_t shape[1] = {(int64_t)n};
+        lcx_tensor_init(&j.in[0], a, dtype, 1, shape);
+        lcx_tensor_init(&j.in[1], b, dtype, 1, shape);
+        lcx_tensor_init(&j.out, c, dtype, 1, shape);
+        const dstats s = time_dev(merge_dev_run, &j, o->reps);
+        const double bytes = 3.0 * (double)n * (double)es;
+        printf("%-6s %10.1f %10.1f %7.0f%%\n", lcx_dtype_name(dtype), bytes / s.med * 1e-9, bytes / s.min * 1e-9,
+               100.0 * bytes / s.med * 1e-9 / g_copy);
+        CK(cudaFree(a));
+        CK(cudaFree(b));
+        CK(cudaFree(c));
+    }
+}
+
+/* ---- log-probabilities ---- */
+
+typedef struct lp_dev { lcx_context *ctx; lcx_tensor logits; const int64_t *targets; float *out; } lp_dev;
+
+static void lp_dev_run(void *arg)
+{
+    lp_dev *j = arg;
+    check(lcx_token_logprobs(j->ctx, &j->logits, j->targets, j->out), "token_logprobs");
+}
+
+static void bench_logprobs_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
+{
+    printf("\n== token logprobs (bytes = logits read; the call waits for its target check) ==\n"
+           "%-7s %-6s %6s %10s %10s %8s\n",
+           "vocab", "dtype", "rows", "GB/s", "best", "of copy");
+    const int64_t V = 128256;
+    for (int dt = 0; dt < 2; dt++) {
+        const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+        const size_t es = lcx_dtype_size(dtype);
+        const int64_t rows = (int64_t)(o->mb * 1048576.0 / (double)es / (double)V) + 1;
+        int64_t *ht = malloc(sizeof(int64_t) * (size_t)rows);
+        for (int64_t r = 0; r < rows; r++)
+            ht[r] = (r * 7919) % V;
+        lp_dev j = {ctx, {0}, dev_alloc(sizeof(int64_t) * (size_t)rows), dev_alloc(sizeof(float) * (size_t)rows)};
+        CK(cudaMemcpy((void *)j.targets, ht, sizeof(int64_t) * (size_t)rows, cudaMemcpyHostToDevice));
+        free(ht);
+        void *x = dev_fill(dtype, (size_t)(rows * V), 10.0f, 5);
+        const int64_t shape[2] = {rows, V};
+        lcx_tensor_init(&j.logits, x, dtype, 2, shape);
+        const dstats s = time_dev(lp_dev_run, &j, o->reps);
+        const double bytes = (double)(rows * V) * (double)es;
+        printf("%-7lld %-6s %6lld %10.1f %10.1f %7.0f%%\n", (long long)V, lcx_dtype_name(dtype), (long long)rows,
+               bytes / s.med * 1e-9, bytes / s.min * 1e-9, 100.0 * bytes / s.med * 1e-9 / g_copy);
+        CK(cudaFree(x));
+        CK(cudaFree((void *)j.targets));
+        CK(cudaFree(j.out));
+    }
+}
+
+/* ---- LoRA ---- */
+
+typedef struct lora_dev {
+    lcx_context *ctx;
+    lcx_tensor x, w, a, b, y;
+    int with_delta;
+#if defined(LCX_BENCH_CUBLAS)
+    cublasHandle_t h;
+    cudaDataType_t ct;
+    void *u; /* [T][r] unfused low-rank product, x's dtype */
+#endif
+    int64_t T, in, out, r;
+    float scale;
+} lora_dev;
+
+static void lora_dev_run(void *arg)
+{
+    lora_dev *j = arg;
+    check(lcx_lora_linear(j->ctx, &j->x, &j->w, NULL, j->with_delta ? &j->a : NULL, j->with_delta ? &j->b : NULL,
+                          j->scale, &j->y, 0),
+          "lora_linear");
+}
+
+#if defined(LCX_BENCH_CUBLAS)
+static void cublas_check(cublasStatus_t st, const char *what)
+{
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "longctx-bench: %s failed: cuBLAS status %d\n", what, (int)st);
+        exit(1);
+    }
+}
+
+/* row-major y[T][out] = x[T][in] W[out][in]^T is, column-major,
+ * y^T (out x T) = op_T(W as in x out) * x^T (in x T) */
+static void lora_cublas_run(void *arg)
+{
+    lora_dev *j = arg;
+    const float one = 1.0f, zero = 0.0f;
+    cublas_check(cublasGemmEx(j->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)j->out, (int)j->T, (int)j->in, &one, j->w.data,
+                              j->ct, (int)j->in, j->x.data, j->ct, (int)j->in, &zero, j->y.data, j->ct, (int)j->out,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx (base)");
+    if (!j->with_delta)
+        return;
+    /* u^T (r x T) = op_T(A as in x r) x^T; y^T += s op_T(B as r x out) u^T */
+    cublas_check(cublasGemmEx(j->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)j->r, (int)j->T, (int)j->in, &one, j->a.data,
+                              j->ct, (int)j->in, j->x.data, j->ct, (int)j->in, &zero, j->u, j->ct, (int)j->r,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx (x A^T)");
+    cublas_check(cublasGemmEx(j->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)j->out, (int)j->T, (int)j->r, &j->scale, j->b.data,
+                              j->ct, (int)j->r, j->u, j->ct, (int)j->r, &one, j->y.data, j->ct, (int)j->out,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx (u B^T)");
+}
+#endif
+
+static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
+{
+    static const int64_t def_tokens[3] = {1, 512, 4096};
+    const int64_t *tokens = o->n_tokens ? o->tokens : def_tokens;
+    const int n_tokens = o->n_tokens ? o->n_tokens : 3;
+    const int64_t in = o->quick ? 1024 : 4096, out = in;
+    const int r = o->n_ranks ? o->ranks[0] : 16;
+    printf("\n== lora: y = x W^T + s (x A^T) B^T, in %lld, out %lld, rank %d; TFLOP/s of the base GEMM "
+           "(2 T in out) ==\n%-6s %-6s %-26s %10s %10s %9s\n",
+           (long long)in, (long long)out, r, "tokens", "dtype", "impl", "ms", "TFLOP/s", "/ cuBLAS");
+#if defined(LCX_BENCH_CUBLAS)
+    cublasHandle_t h;
+    cublas_check(cublasCreate(&h), "cublasCreate");
+    cublas_check(cublasSetStream(h, g_stream), "cublasSetStream");
+#endif
+    for (int ti = 0; ti < n_tokens; ti++)
+        for (int dt = 0; dt < 2; dt++) {
+            const int64_t T = tokens[ti];
+            const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+            lora_dev j;
+            memset(&j, 0, sizeof j);
+            j.ctx = ctx;
+            j.T = T;
+            j.in = in;
+            j.out = out;
+            j.r = r;
+            j.scale = 2.0f;
+            const int64_t sx[2] = {T, in}, sw[2] = {out, in}, sa[2] = {r, in}, sb[2] = {out, r}, sy[2] = {T, out};
+            lcx_tensor_init(&j.x, dev_fill(dtype, (size_t)(T * in), 1.0f, 6), dtype, 2, sx);
+            lcx_tensor_init(&j.w, dev_fill(dtype, (size_t)(out * in), 0.05f, 7), dtype, 2, sw);
+            lcx_tensor_init(&j.a, dev_fill(dtype, (size_t)(r * in), 0.05f, 8), dtype, 2, sa);
+            lcx_tensor_init(&j.b, dev_fill(dtype, (size_t)(out * r), 0.05f, 9), dtype, 2, sb);
+            lcx_tensor_init(&j.y, dev_alloc((size_t)(T * out) * lcx_dtype_size(dtype)), dtype, 2, sy);
+            const double flops = 2.0 * (double)T * (double)in * (double)out;
+            double base_cublas = 0;
+#if defined(LCX_BENCH_CUBLAS)
+            j.h = h;
+            j.ct = dt ? CUDA_R_16BF : CUDA_R_32F;
+            j.u = dev_alloc((size_t)(T * r) * lcx_dtype_size(dtype));
+            for (int d = 0; d < 2; d++) {
+                j.with_delta = d;
+                const dstats s = time_dev(lora_cublas_run, &j, o->reps);
+                if (!d)
+                    base_cublas = s.med;
+                printf("%-6lld %-6s %-26s %10.3f %10.2f %8.2fx\n", (long long)T, lcx_dtype_name(dtype),
+                       d ? "cuBLAS base + 2 GEMM delta" : "cuBLAS GEMM (base)", 1e3 * s.med, flops / s.med * 1e-12,
+                       s.med / base_cublas);
+            }
+#endif
+            for (int d = 0; d < 2; d++) {
+                j.with_delta = d;
+                lcx_status st = lcx_lora_linear(ctx, &j.x, &j.w, NULL, d ? &j.a : NULL, d ? &j.b : NULL, j.scale,
+                                                &j.y, 0);
+                if (st == LCX_OK)
+                    st = lcx_context_synchronize(ctx);
+                if (st != LCX_OK) {
+                    printf("%-6lld %-6s %-26s %s\n", (long long)T, lcx_dtype_name(dtype),
+                           d ? "longctx fused rank" : "longctx base", lcx_last_error());
+                    continue;
+                }
+                const dstats s = time_dev(lora_dev_run, &j, o->reps);
+                if (base_cublas > 0)
+                    printf("%-6lld %-6s %-26s %10.3f %10.2f %8.2fx\n", (long long)T, lcx_dtype_name(dtype),
+                           d ? "longctx fused" : "longctx base", 1e3 * s.med, flops / s.med * 1e-12,
+                           s.med / base_cublas);
+                else
+                    printf("%-6lld %-6s %-26s %10.3f %10.2f %9s\n", (long long)T, lcx_dtype_name(dtype),
+                           d ? "longctx fused" : "longctx base", 1e3 * s.med, flops / s.med * 1e-12, "-");
+            }
+#if defined(LCX_BENCH_CUBLAS)
+            CK(cudaFree(j.u));
+#endif
+            CK(cudaFree(j.x.data));
+            CK(cudaFree(j.w.data));
+            CK(cudaFree(j.a.data));
+            CK(cudaFree(j.b.data));
+            CK(cudaFree(j.y.data));
+        }
+#if defined(LCX_BENCH_CUBLAS)
+    cublasDestroy(h);
+#endif
+}
+
+int lcx_bench_cuda(const lcx_bench_cuda_opts *o)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        fprintf(stderr, "longctx-bench: no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "none");
+        return 1;
+    }
+    if (o->device < 0 || o->device >= n) {
+        fprintf(stderr, "longctx-bench: CUDA device %d out of range (%d present)\n", o->device, n);
+        return 2;
+    }
+    CK(cudaSetDevice(o->device));
+    struct cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, o->device));
+    printf("CUDA device %d: %s, sm_%d%d, %d SMs, %.1f GiB; median of %d runs after 2 warm-ups (CUDA events)\n",
+           o->device, prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+           (double)prop.totalGlobalMem / 1073741824.0, o->reps);
+    CK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+    CK(cudaEventCreate(&g_e0));
+    CK(cudaEventCreate(&g_e1));
+    lcx_context *ctx = make_cuda_ctx(o->device);
+    bench_copy(o);
+    if (o->want_rope)
+        bench_rope_dev(o, ctx);
+    if (o->want_lora)
+        bench_lora_dev(o, ctx);
+    if (o->want_merge)
+        bench_merge_dev(o, ctx);
+    if (o->want_logprobs)
+        bench_logprobs_dev(o, ctx);
+    lcx_context_destroy(ctx);
+    CK(cudaEventDestroy(g_e0));
+    CK(cudaEventDestroy(g_e1));
+    CK(cudaStreamDestroy(g_stream));
+    return 0;
+}
