@@ -4,6 +4,9 @@
 
 #include "internal/lcx_internal.h"
 #include "longctx/positions.h"
+#if defined(LCX_HAVE_CUDA)
+#include "internal/lcx_cuda.h"
+#endif
 
 /* ---- Philox4x32-10 ---- */
 
@@ -368,4 +371,135 @@ lcx_status lcx_positions_packed(const int64_t *cu_seqlens, int32_t n_docs, int64
         for (int64_t i = cu_seqlens[d]; i < cu_seqlens[d + 1]; i++)
             pos_out[i] = i - cu_seqlens[d];
     return LCX_OK;
+}
+
+/* ---- batches on a context ---- */
+
+typedef struct lcx_pose_batch {
+    uint64_t seed, stream;
+    const int64_t *doc_lens;
+    int64_t window_len, target_len;
+    int32_t n_chunks;
+    int64_t *index_out, *pos_out, *n_out;
+    int64_t rows;
+} lcx_pose_batch;
+
+/* rows of task i: i * LCX_POS_ROWS_PER_TASK ... */
+#define LCX_POS_ROWS_PER_TASK 16
+
+static void lcx_pose_batch_task(void *arg, int64_t i)
+{
+    const lcx_pose_batch *b = arg;
+    const int64_t r1 = (i + 1) * LCX_POS_ROWS_PER_TASK < b->rows ? (i + 1) * LCX_POS_ROWS_PER_TASK : b->rows;
+    for (int64_t r = i * LCX_POS_ROWS_PER_TASK; r < r1; r++) {
+        lcx_random rng;
+        lcx_random_init(&rng, b->seed, b->stream + (uint64_t)r);
+        int64_t *idx = b->index_out ? b->index_out + r * b->window_len : NULL;
+        int64_t *pos = b->pos_out ? b->pos_out + r * b->window_len : NULL;
+        int64_t n = 0;
+        /* arguments checked for every row already: cannot fail */
+        if (b->n_chunks == 0)
+            (void)lcx_pose_sample(&rng, b->doc_lens[r], b->window_len, b->target_len, idx, pos, &n);
+        else
+            (void)lcx_pose_sample_chunks(&rng, b->doc_lens[r], b->window_len, b->target_len, b->n_chunks, idx, pos,
+                                         &n);
+        if (b->n_out)
+            b->n_out[r] = n;
+    }
+}
+
+/* byte ranges [a, a + an) and [b, b + bn) intersect (NULL: empty) */
+static int lcx_spans_meet(const void *a, size_t an, const void *b, size_t bn)
+{
+    if (!a || !b || !an || !bn)
+        return 0;
+    const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return x < y + bn && y < x + an;
+}
+
+lcx_status lcx_pose_sample_batch(lcx_context *ctx, uint64_t seed, uint64_t stream, int64_t rows,
+                                 const int64_t *doc_lens, int64_t window_len, int64_t target_len, int32_t n_chunks,
+                                 int64_t *index_out, int64_t *pos_out, int64_t *n_out)
+{
+    const char *op = "pose_sample_batch";
+    lcx_status st = lcx_check_ctx(ctx, op);
+    if (st != LCX_OK)
+        return st;
+    if (rows < 0)
+        return lcx_fail(LCX_E_INVALID, "%s: rows %" PRId64 " is negative", op, rows);
+    if (rows == 0)
+        return LCX_OK;
+    NUL(doc_lens, "doc_lens");
+    if (!index_out && !pos_out)
+        return lcx_fail(LCX_E_INVALID, "%s: index_out and pos_out are both NULL", op);
+    if (window_len < 1)
+        return lcx_fail(LCX_E_INVALID, "%s: window_len %" PRId64 " must be >= 1", op, window_len);
+    if (n_chunks < 0)
+        return lcx_fail(LCX_E_INVALID, "%s: n_chunks %" PRId32 " must be 0 (two-chunk sampler) or >= 1", op,
+                        n_chunks);
+    int64_t cells;
+    if (!lcx_mul_i64(rows, window_len, &cells) || cells > (int64_t)(SIZE_MAX / 8 / 2))
+        return lcx_fail(LCX_E_OVERFLOW, "%s: rows x window_len overflows", op);
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t d = doc_lens[r], w = d < window_len ? d : window_len;
+        if (d < 1)
+            return lcx_fail(LCX_E_INVALID, "%s: doc_lens[%" PRId64 "] = %" PRId64 " must be >= 1", op, r, d);
+        if (target_len < w)
+            return lcx_fail(LCX_E_INVALID, "%s: target_len %" PRId64 " is below row %" PRId64 "'s window %" PRId64,
+                            op, target_len, r, w);
+        if (n_chunks > w || n_chunks > 1024)
+            return lcx_fail(LCX_E_INVALID, "%s: n_chunks %" PRId32 " must be in 1..min(window, 1024) (row %" PRId64
+                            ": window %" PRId64 ")", op, n_chunks, r, w);
+    }
+    const size_t ob = (size_t)cells * sizeof(int64_t), nb = (size_t)rows * sizeof(int64_t);
+    if (lcx_spans_meet(index_out, ob, pos_out, ob) || lcx_spans_meet(index_out, ob, n_out, nb) ||
+        lcx_spans_meet(pos_out, ob, n_out, nb))
+        return lcx_fail(LCX_E_INVALID, "%s: index_out, pos_out and n_out overlap", op);
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA)
+        return lcx_cuda_pose_batch(ctx->cuda, op, seed, stream, rows, doc_lens, window_len, target_len, n_chunks,
+                                   index_out, pos_out, n_out);
+#endif
+    lcx_pose_batch b = {seed, stream, doc_lens, window_len, target_len, n_chunks, index_out, pos_out, n_out, rows};
+    return lcx_parallel(ctx, (rows + LCX_POS_ROWS_PER_TASK - 1) / LCX_POS_ROWS_PER_TASK, lcx_pose_batch_task, &b);
+}
+
+typedef struct lcx_randpos_batch {
+    uint64_t seed, stream;
+    int64_t rows, n, target_len;
+    int64_t *pos_out;
+} lcx_randpos_batch;
+
+static void lcx_randpos_batch_task(void *arg, int64_t i)
+{
+    const lcx_randpos_batch *b = arg;
+    lcx_random rng;
+    lcx_random_init(&rng, b->seed, b->stream + (uint64_t)i);
+    (void)lcx_randpos_sample(&rng, b->n, b->target_len, b->pos_out + i * b->n);
+}
+
+lcx_status lcx_randpos_sample_batch(lcx_context *ctx, uint64_t seed, uint64_t stream, int64_t rows, int64_t n,
+                                    int64_t target_len, int64_t *pos_out)
+{
+    const char *op = "randpos_sample_batch";
+    lcx_status st = lcx_check_ctx(ctx, op);
+    if (st != LCX_OK)
+        return st;
+    if (rows < 0)
+        return lcx_fail(LCX_E_INVALID, "%s: rows %" PRId64 " is negative", op, rows);
+    if (n < 0 || target_len < n)
+        return lcx_fail(LCX_E_INVALID, "%s: need 0 <= n (%" PRId64 ") <= target_len (%" PRId64 ")", op, n,
+                        target_len);
+    int64_t cells;
+    if (!lcx_mul_i64(rows, n, &cells) || cells > (int64_t)(SIZE_MAX / 8 / 2))
+        return lcx_fail(LCX_E_OVERFLOW, "%s: rows x n overflows", op);
+    if (cells == 0)
+        return LCX_OK;
+    NUL(pos_out, "pos_out");
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA)
+        return lcx_cuda_randpos_batch(ctx->cuda, op, seed, stream, rows, n, target_len, pos_out);
+#endif
+    lcx_randpos_batch b = {seed, stream, rows, n, target_len, pos_out};
+    return lcx_parallel(ctx, rows, lcx_randpos_batch_task, &b);
 }

@@ -294,6 +294,74 @@ static void test_randpos_offset_packed(void **state)
     lcx_expect_bytes_equal(pk, want, sizeof pk, "packed positions");
 }
 
+/* batches: row r equals the single-row sampler on stream (seed, stream + r),
+ * whatever the thread count; rows leave their tail untouched */
+static void test_batches(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 61);
+    const int64_t rows = 37, W = 48, T = 4096;
+    int64_t docs[37];
+    for (int64_t r = 0; r < rows; r++) /* short and long documents, some shorter than the window */
+        docs[r] = lcx_rng_range(&rng, 6, r % 3 ? 3000 : 60);
+    const uint64_t seed = lcx_rng_u64(&rng), stream = UINT64_MAX - 5; /* wraps around mod 2^64 */
+    const int32_t threads[3] = {1, 3, 0};
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(rows * W)), *pos = malloc(sizeof(int64_t) * (size_t)(rows * W));
+    int64_t n_out[37], ri[48], rp[48], rn;
+    assert_non_null(idx);
+    assert_non_null(pos);
+    for (int ti = 0; ti < 3; ti++) {
+        lcx_context *ctx = lcx_test_context(threads[ti]);
+        for (int32_t nch = 0; nch <= 6; nch += 3) { /* two-chunk, then 3 and 6 chunks */
+            for (int64_t i = 0; i < rows * W; i++)
+                idx[i] = pos[i] = -7;
+            assert_int_equal(lcx_pose_sample_batch(ctx, seed, stream, rows, docs, W, T, nch, idx, pos, n_out),
+                             LCX_OK);
+            for (int64_t r = 0; r < rows; r++) {
+                lcx_random g;
+                lcx_random_init(&g, seed, stream + (uint64_t)r);
+                if (nch == 0)
+                    assert_int_equal(lcx_pose_sample(&g, docs[r], W, T, ri, rp, &rn), LCX_OK);
+                else
+                    assert_int_equal(lcx_pose_sample_chunks(&g, docs[r], W, T, nch, ri, rp, &rn), LCX_OK);
+                assert_int_equal(n_out[r], rn);
+                lcx_expect_bytes_equal(idx + r * W, ri, sizeof(int64_t) * (size_t)rn, "batch PoSE indices");
+                lcx_expect_bytes_equal(pos + r * W, rp, sizeof(int64_t) * (size_t)rn, "batch PoSE positions");
+                for (int64_t j = rn; j < W; j++)
+                    if (idx[r * W + j] != -7 || pos[r * W + j] != -7)
+                        lcx_fail_msg("batch PoSE wrote past row %lld's window", (long long)r);
+            }
+            /* either output alone, n_out optional */
+            int64_t *only = malloc(sizeof(int64_t) * (size_t)(rows * W));
+            assert_non_null(only);
+            assert_int_equal(lcx_pose_sample_batch(ctx, seed, stream, rows, docs, W, T, nch, NULL, only, NULL),
+                             LCX_OK);
+            for (int64_t r = 0; r < rows; r++)
+                lcx_expect_bytes_equal(only + r * W, pos + r * W, sizeof(int64_t) * (size_t)n_out[r],
+                                       "batch PoSE positions alone");
+            free(only);
+        }
+        /* RandPos */
+        const int64_t n = 40, TL = 700;
+        int64_t *rpos = malloc(sizeof(int64_t) * (size_t)(rows * n)), one[40];
+        assert_non_null(rpos);
+        assert_int_equal(lcx_randpos_sample_batch(ctx, seed, stream, rows, n, TL, rpos), LCX_OK);
+        for (int64_t r = 0; r < rows; r++) {
+            lcx_random g;
+            lcx_random_init(&g, seed, stream + (uint64_t)r);
+            assert_int_equal(lcx_randpos_sample(&g, n, TL, one), LCX_OK);
+            lcx_expect_bytes_equal(rpos + r * n, one, sizeof one, "batch RandPos");
+        }
+        /* different rows really differ (streams are distinct) */
+        assert_true(memcmp(rpos, rpos + n, sizeof one) != 0);
+        free(rpos);
+        lcx_context_destroy(ctx);
+    }
+    free(idx);
+    free(pos);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -331,6 +399,22 @@ static void test_bad_input(void **state)
     BAD(lcx_positions_offset(-1, 0, out), "out of range");
     BAD(lcx_positions_packed((int64_t[]){1, 3}, 1, out), "cu_seqlens[0]");
     BAD(lcx_positions_packed((int64_t[]){0, 3, 2}, 2, out), "decreases");
+    lcx_context *ctx = lcx_test_context(2);
+    const int64_t docs[2] = {20, 0}, docs_ok[2] = {20, 3};
+    BAD(lcx_pose_sample_batch(NULL, 1, 1, 2, docs_ok, 8, 32, 0, out, NULL, NULL), "ctx");
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, -1, docs_ok, 8, 32, 0, out, NULL, NULL), "rows");
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, 2, NULL, 8, 32, 0, out, NULL, NULL), "doc_lens");
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, 2, docs, 8, 32, 0, out, NULL, NULL), "doc_lens[1]");
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, 2, docs_ok, 8, 32, 0, NULL, NULL, NULL), "both NULL");
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, 2, docs_ok, 0, 32, 0, out, NULL, NULL), "window_len");
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, 2, docs_ok, 8, 7, 0, out, NULL, NULL), "target_len");
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, 2, docs_ok, 8, 32, 4, out, NULL, NULL), "n_chunks"); /* row 1: w 3 */
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, 2, docs_ok, 8, 32, -1, out, NULL, NULL), "n_chunks");
+    BAD(lcx_pose_sample_batch(ctx, 1, 1, 2, docs_ok, 8, 32, 0, out, out + 4, NULL), "overlap");
+    BAD(lcx_randpos_sample_batch(ctx, 1, 1, 2, 9, 8, out), "target_len");
+    BAD(lcx_randpos_sample_batch(ctx, 1, 1, -2, 3, 8, out), "rows");
+    BAD(lcx_randpos_sample_batch(ctx, 1, 1, 2, 3, 8, NULL), "pos_out");
+    lcx_context_destroy(ctx);
 #undef BAD
     lcx_expect_bytes_equal(out, snap, sizeof out, "outputs after refused calls");
     assert_int_equal(n, 77);
@@ -345,6 +429,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pose_samplers),
         cmocka_unit_test(test_longrecipe),
         cmocka_unit_test(test_randpos_offset_packed),
+        cmocka_unit_test(test_batches),
         cmocka_unit_test(test_bad_input),
     };
     return lcx_test_run("positions", argc, argv, tests, sizeof tests / sizeof *tests);

@@ -239,6 +239,9 @@ _PROTOTYPES = {
     "lcx_randpos_sample": (c_int, [_PR, c_int64, c_int64, _PI64]),
     "lcx_positions_offset": (c_int, [c_int64, c_int64, _PI64]),
     "lcx_positions_packed": (c_int, [_PI64, c_int32, _PI64]),
+    "lcx_pose_sample_batch": (c_int, [_P, c_uint64, c_uint64, c_int64, _PI64, c_int64, c_int64, c_int32,
+                                      _PI64, _PI64, _PI64]),
+    "lcx_randpos_sample_batch": (c_int, [_P, c_uint64, c_uint64, c_int64, c_int64, c_int64, _PI64]),
     # recipe.h
     "lcx_merge_weights": (c_int, [_P, c_int32, _PT, _PD, _PT]),
     "lcx_token_logprobs": (c_int, [_P, _PT, _PI64, POINTER(c_float)]),
@@ -319,6 +322,8 @@ WRAPPED = {
     "lcx_randpos_sample": "randpos_sample()",
     "lcx_positions_offset": "positions_offset()",
     "lcx_positions_packed": "positions_packed()",
+    "lcx_pose_sample_batch": "Context.pose_sample_batch()",
+    "lcx_randpos_sample_batch": "Context.randpos_sample_batch()",
     "lcx_merge_weights": "Context.merge_weights()",
     "lcx_token_logprobs": "Context.token_logprobs()",
     "lcx_token_impact": "Context.token_impact()",
@@ -1246,6 +1251,29 @@ class Context:
     def _rows(logits):
         shp = np.shape(logits)
         return shp[:-1] if len(shp) >= 2 else (1,)
+
+    def pose_sample_batch(self, seed, stream, doc_lens, window_len, target_len, n_chunks=0):
+        """PoSE for len(doc_lens) rows, row r on the stream (seed, stream + r): (index, pos, n),
+        index and pos int64 [rows][window_len] (-1 past row r's n[r] entries). n_chunks 0: the
+        two-chunk sampler, else the N-chunk form."""
+        dl = _ints(doc_lens, "doc_lens").reshape(-1)
+        rows = dl.size
+        w = max(int(window_len), 1)
+        idx = np.full((max(rows, 1), w), -1, np.int64)
+        pos = np.full((max(rows, 1), w), -1, np.int64)
+        n = np.zeros(max(rows, 1), np.int64)
+        self._run(_c.lcx_pose_sample_batch(self._handle(), c_uint64(seed), c_uint64(stream), rows,
+                                           _ptr(dl, c_int64), window_len, target_len, n_chunks,
+                                           _ptr(idx, c_int64), _ptr(pos, c_int64), _ptr(n, c_int64)),
+                  "pose_sample_batch")
+        return idx[:rows], pos[:rows], n[:rows]
+
+    def randpos_sample_batch(self, seed, stream, rows, n, target_len):
+        """RandPos for `rows` rows, row r on the stream (seed, stream + r): int64 [rows][n]."""
+        pos = np.empty((max(int(rows), 1), max(int(n), 1)), np.int64)
+        self._run(_c.lcx_randpos_sample_batch(self._handle(), c_uint64(seed), c_uint64(stream), rows, n,
+                                              target_len, _ptr(pos, c_int64)), "randpos_sample_batch")
+        return pos[:max(int(rows), 0), :max(int(n), 0)]
 
     def token_logprobs(self, logits, targets, out=None):
         """log softmax(logits)[target] per row: float32 of shape logits.shape[:-1]."""

@@ -746,6 +746,28 @@ class TestPositions(Case):
         self.assertLcxError(lcx.E_INVALID, lcx.pose_sample, lcx.Random(1), 100, 16, 8)   # target < window
         self.assertLcxError(lcx.E_INVALID, lcx.pose_sample, None, 100, 16, 64)                 # no rng
 
+    def test_sample_batches(self):
+        for isa in ISAS:
+            ctx = CTX[isa]
+            docs = [5, 300, 40, 1000, 17]
+            for n_chunks in (0, 3):
+                idx, pos, n = ctx.pose_sample_batch(2024, 7, docs, 32, 2048, n_chunks)
+                for r, d in enumerate(docs):
+                    rng = lcx.Random(2024, 7 + r)
+                    if n_chunks:
+                        i1, p1 = lcx.pose_sample_chunks(rng, d, 32, 2048, n_chunks)
+                    else:
+                        i1, p1 = lcx.pose_sample(rng, d, 32, 2048)
+                    self.assertEqual(n[r], len(i1))
+                    self.assertEqual(idx[r, :n[r]].tolist(), i1.tolist())
+                    self.assertEqual(pos[r, :n[r]].tolist(), p1.tolist())
+                    self.assertTrue((idx[r, n[r]:] == -1).all())
+            rp = ctx.randpos_sample_batch(9, 1, 4, 20, 100)
+            for r in range(4):
+                self.assertEqual(rp[r].tolist(), lcx.randpos_sample(lcx.Random(9, 1 + r), 20, 100).tolist())
+            self.assertLcxError(lcx.E_INVALID, ctx.pose_sample_batch, 1, 1, [0, 5], 8, 32)  # empty document
+            self.assertLcxError(lcx.E_INVALID, ctx.randpos_sample_batch, 1, 1, 2, 30, 20)  # n > target_len
+
     def test_pose_sample_chunks(self):
         r = lcx.Random(9, 0)
         for n_chunks in (1, 2, 5, 16):

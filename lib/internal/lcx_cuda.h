@@ -48,8 +48,10 @@ lcx_status lcx_cuda_token_logprobs(lcx_cuda_state *s, const char *op, const lcx_
  * n_hat, magnitude a at p >= n_hat and 1 below), mode 1 the HF float32 path
  * (theta, theta0 below n_hat), mode 2 re-rotates by the turn difference
  * (turns/turns0 of `to` below n_hat, from_turns/from_turns0 of `from` below
- * n_hat_from, magnitude 1). The tables are host arrays of n_pairs (<= 512)
- * values, copied during the call. */
+ * n_hat_from, magnitude 1), mode 3 shifts every position by the rotation
+ * of turns (delta * turns, exact mod one turn; turns0 = turns, n_hat 0,
+ * magnitude 1). The tables are host arrays of n_pairs (<= 512) values,
+ * copied during the call. */
 typedef struct lcx_cuda_rope_desc {
     int32_t mode;
     int32_t n_pairs;
@@ -67,6 +69,17 @@ typedef struct lcx_cuda_rope_desc {
  * [0, 2^31-1]), then queues the kernel. `op` names the public call. */
 lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx_cuda_rope_desc *d, const lcx_tensor *q,
                          const lcx_tensor *k, const int64_t *positions, int64_t batch, int64_t seq);
+
+/* Position samplers (validated lcx_pose_sample_batch / lcx_randpos_sample_batch
+ * arguments; doc_lens on the host, outputs in device memory): row r draws
+ * from the Philox stream (seed, stream + r) as the CPU does. Queued on the
+ * state's stream; the host array is passed in kernel arguments, so it may
+ * change once the call returns. */
+lcx_status lcx_cuda_pose_batch(lcx_cuda_state *s, const char *op, uint64_t seed, uint64_t stream, int64_t rows,
+                               const int64_t *doc_lens, int64_t window_len, int64_t target_len, int32_t n_chunks,
+                               int64_t *index_out, int64_t *pos_out, int64_t *n_out);
+lcx_status lcx_cuda_randpos_batch(lcx_cuda_state *s, const char *op, uint64_t seed, uint64_t stream, int64_t rows,
+                                  int64_t n, int64_t target_len, int64_t *pos_out);
 
 /* Device memory for tests and the bench (synchronous copies). */
 lcx_status lcx_cuda_alloc(lcx_cuda_state *s, size_t bytes, void **out);
