@@ -4,40 +4,18 @@
 
 #include "internal/lcx_internal.h"
 #include "longctx/positions.h"
+#include "../kernels/common/philox.h"
 #if defined(LCX_HAVE_CUDA)
 #include "internal/lcx_cuda.h"
 #endif
 
 /* ---- Philox4x32-10 ---- */
 
-#define LCX_PHILOX_M0 0xD2511F53u
-#define LCX_PHILOX_M1 0xCD9E8D57u
-#define LCX_PHILOX_W0 0x9E3779B9u
-#define LCX_PHILOX_W1 0xBB67AE85u
-
 /* One Philox4x32 block with R rounds (exposed to the tests through the
  * internal header for the published known-answer vectors). */
 void lcx_philox4x32(const uint32_t ctr_in[4], const uint32_t key_in[2], int rounds, uint32_t out[4])
 {
-    uint32_t c0 = ctr_in[0], c1 = ctr_in[1], c2 = ctr_in[2], c3 = ctr_in[3];
-    uint32_t k0 = key_in[0], k1 = key_in[1];
-    for (int r = 0; r < rounds; r++) {
-        if (r) {
-            k0 += LCX_PHILOX_W0;
-            k1 += LCX_PHILOX_W1;
-        }
-        const uint64_t p0 = (uint64_t)LCX_PHILOX_M0 * c0, p1 = (uint64_t)LCX_PHILOX_M1 * c2;
-        const uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
-        const uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
+    lcx_philox4x32_block(ctr_in, key_in, rounds, out);
 }
 
 void lcx_random_init(lcx_random *r, uint64_t seed, uint64_t stream)

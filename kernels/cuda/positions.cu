@@ -5,10 +5,10 @@
 #include <stdint.h>
 
 #include "cuda_check.cuh"
+#include "../common/philox.h"
 
 namespace {
 
-constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
 constexpr int kRowsPerLaunch = 256; /* doc lengths travel in the kernel arguments */
 constexpr int kMaxChunks = 1024;
 constexpr int kThreads = 256;
@@ -30,26 +30,10 @@ __device__ void lcx_drng_init(lcx_drng *r, uint64_t seed, uint64_t stream)
 __device__ uint32_t lcx_drng_u32(lcx_drng *r)
 {
     if (r->used >= 4) {
-        uint32_t c0 = (uint32_t)r->block, c1 = (uint32_t)(r->block >> 32), c2 = (uint32_t)r->stream,
-                 c3 = (uint32_t)(r->stream >> 32);
-        uint32_t k0 = (uint32_t)r->seed, k1 = (uint32_t)(r->seed >> 32);
-        for (int i = 0; i < 10; i++) {
-            if (i) {
-                k0 += kW0;
-                k1 += kW1;
-            }
-            const uint64_t p0 = (uint64_t)kM0 * c0, p1 = (uint64_t)kM1 * c2;
-            const uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
-            const uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
-            c0 = hi1 ^ c1 ^ k0;
-            c1 = lo1;
-            c2 = hi0 ^ c3 ^ k1;
-            c3 = lo0;
-        }
-        r->buf[0] = c0;
-        r->buf[1] = c1;
-        r->buf[2] = c2;
-        r->buf[3] = c3;
+        const uint32_t ctr[4] = {(uint32_t)r->block, (uint32_t)(r->block >> 32), (uint32_t)r->stream,
+                                 (uint32_t)(r->stream >> 32)};
+        const uint32_t key[2] = {(uint32_t)r->seed, (uint32_t)(r->seed >> 32)};
+        lcx_philox4x32_block(ctr, key, 10, r->buf);
         r->block++;
         r->used = 0;
     }
