@@ -686,6 +686,10 @@ static lcx_status lcx_rope_run_cuda(lcx_context *ctx, const char *op, const lcx_
             d.theta = r->theta_f32;
             d.theta0 = r->theta0_f32;
         }
+    } else if (j->kind == LCX_ROPE_JOB_SHIFT) {
+        d.mode = 3;
+        d.n_hat = 0;
+        d.turns = d.turns0 = j->shift_turns;
     } else {
         d.mode = 2;
         d.n_hat_from = lcx_rope_nhat(j->from);
@@ -755,8 +759,6 @@ lcx_status lcx_rope_shift(lcx_context *ctx, const lcx_rope *rope, const lcx_tens
         return lcx_fail(LCX_E_INVALID,
                         "rope_shift: LONGROPE with n_hat %" PRId64 " rotates positions below n_hat differently; "
                         "shift needs positions (use lcx_rope_rerotate)", rope->cfg.n_hat);
-    if (ctx->device != LCX_DEVICE_CPU)
-        return lcx_fail(LCX_E_UNSUPPORTED, "rope_shift: no CUDA kernel yet (use lcx_rope_rerotate)");
     _Alignas(64) uint64_t turns[LCX_ROPE_MAX_PAIRS];
     for (int32_t i = 0; i < rope->n_pad; i++)
         turns[i] = (uint64_t)delta * rope->turns[i]; /* exact mod one turn, sign included */

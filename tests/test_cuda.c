@@ -8,6 +8,7 @@
 #include "util/lcx_test.h"
 #include "internal/lcx_internal.h"
 #include "longctx/rope.h"
+#include "longctx/positions.h"
 #if defined(LCX_HAVE_CUDA)
 #include "internal/lcx_cuda.h"
 #include "../kernels/common/fp_bits.h"
@@ -748,6 +749,126 @@ static void test_cuda_rope_rerotate_vs_scalar(void **state)
     }
 }
 
+/* context shift: every cached key moved by the same delta (magnitude 1) */
+static void test_cuda_rope_shift_vs_scalar(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 17);
+    const int kinds[4] = {0, 1, 3, 4}; /* not LONGROPE with n_hat > 0: refused on both */
+    for (int iter = 0; iter < 32; iter++) {
+        const int kind = kinds[iter % 4], interleaved = (iter / 4) % 2;
+        const lcx_dtype dt = all_dts[iter % 3];
+        const int32_t D = iter % 5 == 1 ? 96 : 64, rd = iter % 5 == 1 ? 48 : iter % 5 == 2 ? 32 : 0;
+        const int64_t deltas[6] = {1, -1, 2147483647LL, -2147483647LL, 4096, -77};
+        const int64_t delta = iter < 6 ? deltas[iter] : lcx_rng_range(&rng, -2147483647LL, 2147483647LL);
+        rope_layout L;
+        rope_make_layout(&L, lcx_rng_range(&rng, 1, 3), lcx_rng_range(&rng, 1, 30), 0, lcx_rng_range(&rng, 1, 4), D,
+                         iter % 3 != 0);
+        lcx_rope_config c;
+        rope_cfg(&c, kind, D, rd, interleaved, 0, &rng);
+        lcx_rope *rope;
+        assert_int_equal(lcx_rope_create(cpu, &c, 0, &rope), LCX_OK);
+        rope_bufs r;
+        rope_bufs_init(&r, &L, dt, NULL, &rng);
+        lcx_tensor q, k;
+        rope_views(&L, dt, r.hc, &q, &k);
+        char what[128];
+        snprintf(what, sizeof what, "cuda shift iter %d kind %d delta %lld %s %s", iter, kind, (long long)delta,
+                 interleaved ? "interleaved" : "neox", lcx_dtype_name(dt));
+        if (lcx_rope_shift(cpu, rope, &k, delta) != LCX_OK)
+            lcx_fail_msg("%s: cpu: %s", what, lcx_last_error());
+        rope_views(&L, dt, r.dbuf, &q, &k);
+        if (lcx_rope_shift(gpu, rope, &k, delta) != LCX_OK)
+            lcx_fail_msg("%s: cuda: %s", what, lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        to_host(r.hg, r.dbuf, r.bytes);
+        unsigned char *mask = rope_mask(&L, rd ? rd : D, 0, 1);
+        rope_compare(r.hg, r.hc, r.orig, mask, dt, L.span, 4e-6, what);
+        free(mask);
+        rope_bufs_free(&r);
+        lcx_rope_destroy(rope);
+    }
+    /* LONGROPE with n_hat > 0: the rotation depends on p, refused with the CPU's message */
+    lcx_rope_config c;
+    rope_cfg(&c, 2, 64, 0, 0, 0, &rng);
+    lcx_rope *rope;
+    assert_int_equal(lcx_rope_create(cpu, &c, 8192, &rope), LCX_OK);
+    rope_layout L;
+    rope_make_layout(&L, 1, 4, 0, 2, 64, 0);
+    rope_bufs r;
+    rope_bufs_init(&r, &L, LCX_F32, NULL, &rng);
+    lcx_tensor q, k;
+    rope_views(&L, LCX_F32, r.dbuf, &q, &k);
+    assert_int_equal(lcx_rope_shift(gpu, rope, &k, 5), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "n_hat"));
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(r.hg, r.dbuf, r.bytes);
+    lcx_expect_bytes_equal(r.hg, r.orig, r.bytes, "refused shift wrote");
+    rope_bufs_free(&r);
+    lcx_rope_destroy(rope);
+}
+
+/* batch samplers: the device rows equal the CPU rows bit for bit (the same
+ * Philox streams and draw order); tails of short rows stay as they were */
+static void test_cuda_samplers_vs_cpu(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 18);
+    const int64_t rows = 300, W = 96, T = 8192; /* more rows than one launch carries */
+    int64_t *docs = malloc(sizeof(int64_t) * (size_t)rows);
+    for (int64_t r = 0; r < rows; r++)
+        docs[r] = lcx_rng_range(&rng, 8, r % 4 ? 20000 : 90);
+    const size_t cells = (size_t)(rows * W) * sizeof(int64_t), nb = (size_t)rows * sizeof(int64_t);
+    int64_t *hi = malloc(cells), *hp = malloc(cells), *hn = malloc(nb), *gi = malloc(cells), *gp = malloc(cells),
+            *gn = malloc(nb);
+    int64_t *di = dev_alloc(cells), *dp = dev_alloc(cells), *dn = dev_alloc(nb);
+    for (int32_t nch = 0; nch <= 8; nch += 4) {
+        const uint64_t seed = lcx_rng_u64(&rng), stream = lcx_rng_u64(&rng);
+        for (size_t i = 0; i < (size_t)(rows * W); i++)
+            hi[i] = hp[i] = -3;
+        to_dev(di, hi, cells);
+        to_dev(dp, hp, cells);
+        assert_int_equal(lcx_pose_sample_batch(cpu, seed, stream, rows, docs, W, T, nch, hi, hp, hn), LCX_OK);
+        assert_int_equal(lcx_pose_sample_batch(gpu, seed, stream, rows, docs, W, T, nch, di, dp, dn), LCX_OK);
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        to_host(gi, di, cells);
+        to_host(gp, dp, cells);
+        to_host(gn, dn, nb);
+        lcx_expect_bytes_equal(gn, hn, nb, "cuda PoSE batch n_out");
+        lcx_expect_bytes_equal(gi, hi, cells, "cuda PoSE batch indices");
+        lcx_expect_bytes_equal(gp, hp, cells, "cuda PoSE batch positions");
+    }
+    /* RandPos: 70 rows of 50 positions out of 3000 */
+    const int64_t n = 50, TL = 3000, rr = 70;
+    const size_t pb = (size_t)(rr * n) * sizeof(int64_t);
+    assert_int_equal(lcx_randpos_sample_batch(cpu, 11, 5, rr, n, TL, hi), LCX_OK);
+    assert_int_equal(lcx_randpos_sample_batch(gpu, 11, 5, rr, n, TL, dp), LCX_OK);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(gp, dp, pb);
+    lcx_expect_bytes_equal(gp, hi, pb, "cuda RandPos batch");
+    /* bad input: refused on the host, nothing written */
+    to_dev(dp, hp, cells);
+    docs[7] = 0;
+    assert_int_equal(lcx_pose_sample_batch(gpu, 1, 1, rows, docs, W, T, 0, NULL, dp, NULL), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "doc_lens[7]"));
+    assert_int_equal(lcx_randpos_sample_batch(gpu, 1, 1, 2, 9, 8, dp), LCX_E_INVALID);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(gp, dp, cells);
+    lcx_expect_bytes_equal(gp, hp, cells, "refused batch sampler wrote");
+    lcx_cuda_free(gpu->cuda, di);
+    lcx_cuda_free(gpu->cuda, dp);
+    lcx_cuda_free(gpu->cuda, dn);
+    free(docs);
+    free(hi);
+    free(hp);
+    free(hn);
+    free(gi);
+    free(gp);
+    free(gn);
+}
+
 static void test_cuda_rope_bad_input(void **state)
 {
     (void)state;
@@ -804,10 +925,12 @@ static void test_cuda_rope_bad_input(void **state)
     assert_int_equal(lcx_rope_rerotate(gpu, rope, other, &k, r.dpos), LCX_E_INVALID);
     assert_int_equal(lcx_rope_rerotate(gpu, NULL, rope, &k, r.dpos), LCX_E_INVALID);
     assert_int_equal(lcx_rope_rerotate(gpu, rope, rope, NULL, r.dpos), LCX_E_INVALID);
-    /* no CUDA shift yet: refused after validation */
-    if (gpu->device == LCX_DEVICE_CUDA)
-        assert_int_equal(lcx_rope_shift(gpu, rope, &k, 3), LCX_E_UNSUPPORTED);
     assert_int_equal(lcx_rope_shift(gpu, rope, NULL, 3), LCX_E_INVALID);
+    assert_int_equal(lcx_rope_shift(gpu, rope, &k, 2147483648LL), LCX_E_INVALID);
+    assert_int_equal(lcx_rope_shift(gpu, rope, &k, -2147483648LL), LCX_E_INVALID);
+    w = k;
+    w.shape[3] = 32;
+    assert_int_equal(lcx_rope_shift(gpu, rope, &w, 3), LCX_E_INVALID);
     assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
     to_host(r.hg, r.dbuf, r.bytes);
     lcx_expect_bytes_equal(r.hg, r.orig, r.bytes, "rope wrote on bad input");
@@ -874,6 +997,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cuda_logprobs_bad_input),
         cmocka_unit_test(test_cuda_rope_apply_vs_scalar),
         cmocka_unit_test(test_cuda_rope_rerotate_vs_scalar),
+        cmocka_unit_test(test_cuda_rope_shift_vs_scalar),
+        cmocka_unit_test(test_cuda_samplers_vs_cpu),
         cmocka_unit_test(test_cuda_rope_bad_input),
     };
     char *args[2] = {argv[0], "auto"};

@@ -130,7 +130,8 @@ LCX_API lcx_status lcx_rope_rerotate(struct lcx_context *ctx, const lcx_rope *fr
 /** Context shift: move cached keys rotated by `rope` from position p to
  *  p + delta (delta may be negative), magnitude 1. Precise angles. Refused
  *  for LONGROPE with n_hat > 0 (the rotation then depends on p). On a CUDA
- *  context: LCX_E_UNSUPPORTED once the arguments are valid (no kernel). */
+ *  context: k is device memory and the work is queued on the context's
+ *  stream. */
 LCX_API lcx_status lcx_rope_shift(struct lcx_context *ctx, const lcx_rope *rope, const lcx_tensor *k,
                                   int64_t delta);
 

@@ -62,7 +62,9 @@ __global__ void __launch_bounds__(LCX_ROPE_CUDA_THREADS) lcx_rope_kernel(const l
         const int64_t p = a.pos ? a.pos[tok] : s;
         for (int32_t i = threadIdx.x; i < n; i += blockDim.x) {
             float c, sn;
-            if (a.mode == 0) { /* precise apply */
+            if (a.mode == 3) { /* shift: one rotation (turns = delta * turns) at every position */
+                lcx_rope_cs_turns(a.turns[i], 1, 1.0f, &c, &sn);
+            } else if (a.mode == 0) { /* precise apply */
                 const int plain = p < a.n_hat;
                 lcx_rope_cs_turns(plain ? a.turns0[i] : a.turns[i], p, plain ? 1.0f : a.a, &c, &sn);
             } else if (a.mode == 1) { /* HF float32: fl32(p * theta), plain sincosf */
@@ -133,7 +135,7 @@ extern "C" lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx
                                     int64_t batch, int64_t seq)
 {
     const int32_t n = d->n_pairs;
-    if (n < 1 || n > LCX_ROPE_CUDA_MAX_PAIRS || (!q && !k) || d->mode < 0 || d->mode > 2)
+    if (n < 1 || n > LCX_ROPE_CUDA_MAX_PAIRS || (!q && !k) || d->mode < 0 || d->mode > 3)
         return lcx_fail(LCX_E_INVALID, "%s: bad arguments for the CUDA kernel", op);
     lcx_rope_kargs a;
     a.nx = 0;
@@ -168,7 +170,7 @@ extern "C" lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx
     /* the per-pair tables, uploaded for this call through the state's
      * pinned staging buffer (waited on before reuse), so the rope object
      * may change as soon as this call returns */
-    const size_t n_u64 = d->mode == 1 ? 0 : d->mode == 0 ? 2 * (size_t)n : 4 * (size_t)n;
+    const size_t n_u64 = d->mode == 1 ? 0 : d->mode == 2 ? 4 * (size_t)n : 2 * (size_t)n;
     const size_t n_f32 = d->mode == 1 ? 2 * (size_t)n : 0;
     const size_t bytes = n_u64 * sizeof(uint64_t) + n_f32 * sizeof(float);
     unsigned char host[4 * LCX_ROPE_CUDA_MAX_PAIRS * sizeof(uint64_t)];
