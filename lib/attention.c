@@ -22,6 +22,9 @@
 #include "internal/lcx_fpenv.h"
 #include "longctx/attention.h"
 #include "../kernels/common/fp_bits.h"
+#if defined(LCX_HAVE_CUDA)
+#include "internal/lcx_cuda.h"
+#endif
 
 #define LCX_ATTN_BK 64          /* keys per tile */
 #define LCX_ATTN_ROWS 128       /* target rows (G * BQ) per tile */
@@ -770,8 +773,17 @@ static lcx_status lcx_attn_common(lcx_context *ctx, const char *op, const lcx_at
         j.fwd = s2->shift > 0 ? f : -f;
         j.back = s2->shift > 0 ? bk : -bk;
     }
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA) {
+        const lcx_cuda_attn_desc d = {op, B, Sq, Sk, H, Hkv, D, Dv,
+                                      (float)(p->scale > 0 ? p->scale : 1.0 / sqrt((double)D)), (float)p->softcap,
+                                      p->causal, p->window_left, j.cu_q, j.cu_k, j.n_seqs, j.s2, j.g, j.h0, j.fwd,
+                                      j.back};
+        return lcx_cuda_attention(ctx->cuda, &d, q, k, v, out, lse);
+    }
+#endif
     if (ctx->device != LCX_DEVICE_CPU)
-        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
+        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no kernel for this device", op);
     if (B == 0 || Sq == 0 || H == 0 || Dv == 0)
         return LCX_OK; /* nothing to write */
 
@@ -936,8 +948,12 @@ lcx_status lcx_attention_merge(lcx_context *ctx, const lcx_tensor *out_a, const 
                 return lcx_fail(LCX_E_INVALID, "%s: lse overlaps an output tensor", op);
         }
     }
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA)
+        return lcx_cuda_attention_merge(ctx->cuda, out_a, lse_a, out_b, lse_b, out, lse);
+#endif
     if (ctx->device != LCX_DEVICE_CPU)
-        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
+        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no kernel for this device", op);
     lcx_amerge_job j = {&ctx->kt, out_a, out_b, out, lse_a, lse_b, lse,
                         out->shape[0], out->shape[1], out->shape[2], out->shape[3]};
     return lcx_parallel(ctx, j.B * j.S, lcx_amerge_task, &j);

@@ -32,6 +32,9 @@
 #include "internal/lcx_internal.h"
 #include "internal/lcx_fpenv.h"
 #include "../kernels/common/fp_bits.h"
+#if defined(LCX_HAVE_CUDA)
+#include "internal/lcx_cuda.h"
+#endif
 
 /* dot path up to this many tokens, rows path up to LCX_LORA_ROWS_T (where
  * it beats the packed path on AVX-512: 178 against 155 GFLOP/s at 256
@@ -624,14 +627,29 @@ static lcx_status lcx_check_ab(const char *op, const lcx_tensor *a, const char *
     return LCX_OK;
 }
 
-static lcx_status lcx_check_cpu(lcx_context *ctx, const char *op)
+/* After validation: the device has no kernel (CPU and CUDA contexts are
+ * served; this is for devices a later version may add) */
+static lcx_status lcx_no_device_kernel(const char *op)
 {
-    lcx_status st = lcx_check_ctx(ctx, op);
-    if (st != LCX_OK)
-        return st;
-    if (ctx->device != LCX_DEVICE_CPU)
-        return lcx_fail(LCX_E_UNSUPPORTED, "%s: no CUDA kernel yet", op);
-    return LCX_OK;
+    return lcx_fail(LCX_E_UNSUPPORTED, "%s: no kernel for this device", op);
+}
+
+/* Tokens grouped by adapter (counting sort, token order kept inside a
+ * group): idx[start[i] .. start[i + 1]) are adapter i's tokens; cursor is
+ * n scratch entries. */
+static void lcx_group_tokens(int64_t T, int32_t n, const int32_t *map, int32_t *start, int32_t *cursor, int32_t *idx)
+{
+    memset(start, 0, ((size_t)n + 1) * sizeof(int32_t));
+    for (int64_t t = 0; t < T; t++)
+        if (map[t] >= 0)
+            start[map[t] + 1]++;
+    for (int32_t i = 0; i < n; i++) {
+        start[i + 1] += start[i];
+        cursor[i] = start[i];
+    }
+    for (int64_t t = 0; t < T; t++)
+        if (map[t] >= 0)
+            idx[cursor[map[t]]++] = (int32_t)t;
 }
 
 /* ---- public ops ---- */
@@ -641,7 +659,7 @@ lcx_status lcx_lora_linear(lcx_context *ctx, const lcx_tensor *x, const lcx_tens
 {
     static const char op[] = "lora_linear";
     lcx_status st;
-    if ((st = lcx_check_cpu(ctx, op)) != LCX_OK || (st = lcx_check_mat(op, x, "x", 0)) != LCX_OK ||
+    if ((st = lcx_check_ctx(ctx, op)) != LCX_OK || (st = lcx_check_mat(op, x, "x", 0)) != LCX_OK ||
         (st = lcx_check_mat(op, y, "y", 1)) != LCX_OK)
         return st;
     const int64_t T = x->shape[0], in = x->shape[1], out = y->shape[1];
@@ -671,6 +689,12 @@ lcx_status lcx_lora_linear(lcx_context *ctx, const lcx_tensor *x, const lcx_tens
         return lcx_fail(LCX_E_INVALID, "%s: a and b must both be given or both be NULL", op);
     if (a && (st = lcx_check_ab(op, a, "a", b, "b", in, out, scale, y)) != LCX_OK)
         return st;
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA)
+        return lcx_cuda_lora_linear(ctx->cuda, x, w, bias, a, b, scale, y, accumulate);
+#endif
+    if (ctx->device != LCX_DEVICE_CPU)
+        return lcx_no_device_kernel(op);
 
     const int64_t R = a ? a->shape[0] : 0;
     lcx_gemm main_g = {0}, u_g = {0};
@@ -724,7 +748,7 @@ lcx_status lcx_lora_batched(lcx_context *ctx, const lcx_tensor *x, const lcx_lor
 {
     static const char op[] = "lora_batched";
     lcx_status st;
-    if ((st = lcx_check_cpu(ctx, op)) != LCX_OK || (st = lcx_check_mat(op, x, "x", 0)) != LCX_OK ||
+    if ((st = lcx_check_ctx(ctx, op)) != LCX_OK || (st = lcx_check_mat(op, x, "x", 0)) != LCX_OK ||
         (st = lcx_check_mat(op, y, "y", 1)) != LCX_OK)
         return st;
     const int64_t T = x->shape[0], in = x->shape[1], out = y->shape[1];
@@ -753,6 +777,19 @@ lcx_status lcx_lora_batched(lcx_context *ctx, const lcx_tensor *x, const lcx_lor
                             (int)adapter_of_token[t], (int)n_adapters - 1);
     if (T == 0 || n_adapters == 0 || out == 0)
         return LCX_OK;
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA) {
+        /* grouped here, uploaded by the backend */
+        void *gmem;
+        if ((st = lcx_scratch(ctx, ((size_t)T + 2 * (size_t)n_adapters + 1) * sizeof(int32_t), &gmem)) != LCX_OK)
+            return st;
+        int32_t *start = gmem, *cursor = start + n_adapters + 1, *idx = cursor + n_adapters;
+        lcx_group_tokens(T, n_adapters, adapter_of_token, start, cursor, idx);
+        return lcx_cuda_lora_batched(ctx->cuda, x, adapters, n_adapters, idx, start, y);
+    }
+#endif
+    if (ctx->device != LCX_DEVICE_CPU)
+        return lcx_no_device_kernel(op);
 
     /* tokens grouped by adapter (counting sort, token order kept inside a
      * group). Scratch is sized before the counts are known: within one
@@ -780,17 +817,7 @@ lcx_status lcx_lora_batched(lcx_context *ctx, const lcx_tensor *x, const lcx_lor
     if ((st = lcx_scratch(ctx, idx_bytes + ubytes + need, &mem)) != LCX_OK)
         return st;
     int32_t *start = mem, *cursor = start + n_adapters + 1, *idx = cursor + n_adapters;
-    memset(start, 0, ((size_t)n_adapters + 1) * sizeof(int32_t));
-    for (int64_t t = 0; t < T; t++)
-        if (adapter_of_token[t] >= 0)
-            start[adapter_of_token[t] + 1]++;
-    for (int32_t i = 0; i < n_adapters; i++) {
-        start[i + 1] += start[i];
-        cursor[i] = start[i];
-    }
-    for (int64_t t = 0; t < T; t++)
-        if (adapter_of_token[t] >= 0)
-            idx[cursor[adapter_of_token[t]]++] = (int32_t)t;
+    lcx_group_tokens(T, n_adapters, adapter_of_token, start, cursor, idx);
     float *u = (float *)((char *)mem + idx_bytes);
     char *gmem = (char *)mem + idx_bytes + ubytes;
     for (int32_t i = 0; i < n_adapters; i++) {
@@ -828,9 +855,15 @@ lcx_status lcx_lora_merge(lcx_context *ctx, const lcx_tensor *w, const lcx_tenso
 {
     static const char op[] = "lora_merge";
     lcx_status st;
-    if ((st = lcx_check_cpu(ctx, op)) != LCX_OK || (st = lcx_check_mat(op, w, "w", 1)) != LCX_OK ||
+    if ((st = lcx_check_ctx(ctx, op)) != LCX_OK || (st = lcx_check_mat(op, w, "w", 1)) != LCX_OK ||
         (st = lcx_check_ab(op, a, "a", b, "b", w->shape[1], w->shape[0], scale, w)) != LCX_OK)
         return st;
+#if defined(LCX_HAVE_CUDA)
+    if (ctx->device == LCX_DEVICE_CUDA)
+        return lcx_cuda_lora_merge(ctx->cuda, w, a, b, scale);
+#endif
+    if (ctx->device != LCX_DEVICE_CPU)
+        return lcx_no_device_kernel(op);
     /* W[o][i] += scale * sum_r B[o][r] A[r][i]: the engine with x = B
      * (rows o, reduction r) against A^T (rows i, reduction r) */
     lcx_gemm g = {0};

@@ -12,6 +12,7 @@
 #if defined(LCX_HAVE_CUDA)
 #include "internal/lcx_cuda.h"
 #include "../kernels/common/fp_bits.h"
+#include "ref/convert_ref.h"
 
 static lcx_context *gpu, *cpu;
 
@@ -948,6 +949,1467 @@ static void test_cuda_rope_bad_input(void **state)
     rope_bufs_free(&r);
 }
 
+/* ---- attention ----
+ * Every case runs on the CPU scalar context (host copies) and on the CUDA
+ * context (device copies) with the same inputs; both results are checked
+ * against a double-precision oracle with the CPU attention suite's
+ * tolerance (tests/test_attention.c): |out - ref| <= 2e-4 max|v| plus half
+ * an ulp of 16-bit outputs, |lse - ref| <= 2e-4 (1 + |ref|), -inf exact.
+ * Input padding holds NaN (never read), output padding and an lse guard are
+ * poisoned and must stay untouched, and a second run is bit-identical. */
+
+typedef struct att_t {
+    lcx_tensor t;   /* host view */
+    void *h, *d;    /* host and device buffers */
+    size_t bytes;
+    double *x;      /* exact values, dense [b][s][h][d] */
+} att_t;
+
+static void att_make(att_t *A, lcx_dtype dt, int64_t b, int64_t s, int64_t h, int64_t d, int pad, lcx_rng *rng,
+                     double amp, int output)
+{
+    memset(A, 0, sizeof *A);
+    lcx_tensor *t = &A->t;
+    t->dtype = dt;
+    t->ndim = 4;
+    const int64_t sh[4] = {b, s, h, d};
+    int64_t span = 1;
+    for (int k = 3; k >= 0; k--) {
+        t->shape[k] = sh[k];
+        t->stride[k] = k == 3 ? 1 : span + (pad && k == 2 ? 3 : 0) + (pad && k == 1 ? 5 : 0);
+        span = t->stride[k] * (sh[k] > 0 ? sh[k] : 1);
+    }
+    A->bytes = (size_t)(span + 1) * lcx_dtype_size(dt);
+    A->h = malloc(A->bytes);
+    memset(A->h, output ? 0xCD : 0xFF, A->bytes); /* inputs: NaN padding; outputs: poison */
+    A->x = malloc(sizeof(double) * (size_t)(b * s * h * d) + 8);
+    int64_t f = 0;
+    for (int64_t i0 = 0; i0 < b; i0++)
+        for (int64_t i1 = 0; i1 < s; i1++)
+            for (int64_t i2 = 0; i2 < h; i2++)
+                for (int64_t i3 = 0; i3 < d; i3++, f++) {
+                    const size_t o = (size_t)(i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3);
+                    if (output)
+                        continue;
+                    lcx_store_elem(A->h, (int32_t)dt, o, (float)lcx_rng_uniform(rng, -amp, amp));
+                    A->x[f] = lcx_load_elem(A->h, (int32_t)dt, o);
+                }
+    t->data = A->h;
+    A->d = dev_alloc(A->bytes);
+    to_dev(A->d, A->h, A->bytes);
+}
+
+static lcx_tensor att_dev(const att_t *A)
+{
+    lcx_tensor t = A->t;
+    t.data = A->d;
+    return t;
+}
+
+static void att_free(att_t *A)
+{
+    lcx_cuda_free(gpu->cuda, A->d);
+    free(A->h);
+    free(A->x);
+}
+
+#define AX(A, b, s, h, d) ((A)->x[(((b) * (A)->t.shape[1] + (s)) * (A)->t.shape[2] + (h)) * (A)->t.shape[3] + (d)])
+
+/* double-precision oracle for query row i (packed row qrow) of head h over keys [k0, k0 + lk) */
+static void att_oracle(const att_t *Q, const att_t *K, const att_t *V, const lcx_attention_params *p, int64_t b,
+                       int64_t qrow, int64_t i, int64_t lq, int64_t k0, int64_t lk, int64_t h, double *out,
+                       double *lse)
+{
+    const int64_t D = Q->t.shape[3], Dv = V->t.shape[3], kvh = h / (Q->t.shape[2] / K->t.shape[2]);
+    const double scale = p->scale > 0 ? p->scale : 1.0 / sqrt((double)D);
+    const int64_t pos = lk - lq + i;
+    double *sc = malloc(sizeof(double) * (size_t)(lk > 0 ? lk : 1)), m = -INFINITY, l = 0;
+    for (int64_t j = 0; j < lk; j++) {
+        const int vis = !p->causal || (j <= pos && (p->window_left < 0 || j >= pos - p->window_left));
+        sc[j] = -INFINITY;
+        if (!vis)
+            continue;
+        double s = 0;
+        for (int64_t c = 0; c < D; c++)
+            s += AX(Q, b, qrow, h, c) * AX(K, b, k0 + j, kvh, c);
+        s *= scale;
+        if (p->softcap > 0)
+            s = p->softcap * tanh(s / p->softcap);
+        sc[j] = s;
+        m = s > m ? s : m;
+    }
+    for (int64_t c = 0; c < Dv; c++)
+        out[c] = 0;
+    if (m == -INFINITY) {
+        *lse = -INFINITY;
+        free(sc);
+        return;
+    }
+    for (int64_t j = 0; j < lk; j++) {
+        if (sc[j] == -INFINITY)
+            continue;
+        const double w = exp(sc[j] - m);
+        l += w;
+        for (int64_t c = 0; c < Dv; c++)
+            out[c] += w * AX(V, b, k0 + j, kvh, c);
+    }
+    for (int64_t c = 0; c < Dv; c++)
+        out[c] /= l;
+    *lse = m + log(l);
+    free(sc);
+}
+
+typedef struct att_case {
+    int64_t B, Sq, Sk, H, Hkv, D, Dv;
+    int causal, window, pad;
+    double softcap, scale;
+    lcx_dtype dq, dk, dv, dout;
+    const int64_t *cuq, *cuk;
+    int32_t nseq;
+} att_case;
+
+static att_case att_base(void)
+{
+    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0};
+    return c;
+}
+
+/* 1 where byte i of an output buffer belongs to the view */
+static unsigned char *att_mask(const att_t *O)
+{
+    unsigned char *mask = calloc(O->bytes, 1);
+    const lcx_tensor *t = &O->t;
+    const size_t es = lcx_dtype_size(t->dtype);
+    for (int64_t a = 0; a < t->shape[0]; a++)
+        for (int64_t s = 0; s < t->shape[1]; s++)
+            for (int64_t h = 0; h < t->shape[2]; h++)
+                memset(mask + (size_t)(a * t->stride[0] + s * t->stride[1] + h * t->stride[2]) * es, 1,
+                       (size_t)t->shape[3] * es);
+    return mask;
+}
+
+static void att_check(const att_case *c, const att_t *Q, const att_t *K, const att_t *V, const att_t *O,
+                      const void *obuf, const float *lse, const lcx_attention_params *p, const char *what,
+                      const char *who)
+{
+    double vmax = 0;
+    for (int64_t f = 0; f < c->B * c->Sk * c->Hkv * c->Dv; f++)
+        vmax = fmax(vmax, fabs(V->x[f]));
+    const double half_ulp = c->dout == LCX_BF16 ? 0x1p-8 : c->dout == LCX_F16 ? 0x1p-11 : 0;
+    double *ref = malloc(sizeof(double) * (size_t)c->Dv);
+    const int nseq = c->cuq ? c->nseq : (int)c->B;
+    for (int s = 0; s < nseq; s++) {
+        const int64_t b = c->cuq ? 0 : s, q0 = c->cuq ? c->cuq[s] : 0, lq = c->cuq ? c->cuq[s + 1] - q0 : c->Sq;
+        const int64_t k0 = c->cuk ? c->cuk[s] : 0, lk = c->cuk ? c->cuk[s + 1] - k0 : c->Sk;
+        for (int64_t i = 0; i < lq; i++)
+            for (int64_t h = 0; h < c->H; h++) {
+                double rl;
+                att_oracle(Q, K, V, p, b, q0 + i, i, lq, k0, lk, h, ref, &rl);
+                const size_t ob = (size_t)(b * O->t.stride[0] + (q0 + i) * O->t.stride[1] + h * O->t.stride[2]);
+                for (int64_t d = 0; d < c->Dv; d++) {
+                    const double got = lcx_load_elem(obuf, (int32_t)c->dout, ob + (size_t)d);
+                    if (!(fabs(got - ref[d]) <= 2e-4 * vmax + half_ulp * fabs(ref[d])))
+                        lcx_fail_msg("%s (%s): b %lld q %lld h %lld d %lld: %.7g, want %.7g", what, who,
+                                     (long long)b, (long long)(q0 + i), (long long)h, (long long)d, got, ref[d]);
+                }
+                const float gl = lse[(b * c->H + h) * c->Sq + q0 + i];
+                if (isinf(rl) ? gl != (float)rl : !(fabs(gl - rl) <= 2e-4 * (1 + fabs(rl))))
+                    lcx_fail_msg("%s (%s): lse b %lld q %lld h %lld: %.7g, want %.7g", what, who, (long long)b,
+                                 (long long)(q0 + i), (long long)h, (double)gl, rl);
+            }
+    }
+    free(ref);
+}
+
+static void att_run(const att_case *c, lcx_rng *rng, const char *what)
+{
+    att_t Q, K, V, O;
+    att_make(&Q, c->dq, c->B, c->Sq, c->H, c->D, c->pad, rng, 1.5, 0);
+    att_make(&K, c->dk, c->B, c->Sk, c->Hkv, c->D, c->pad, rng, 1.5, 0);
+    att_make(&V, c->dv, c->B, c->Sk, c->Hkv, c->Dv, c->pad, rng, 1.0, 0);
+    att_make(&O, c->dout, c->B, c->Sq, c->H, c->Dv, c->pad, rng, 1.0, 1);
+    lcx_attention_params p;
+    lcx_attention_params_default(&p);
+    p.causal = c->causal;
+    p.window_left = c->window;
+    p.softcap = c->softcap;
+    p.scale = c->scale;
+    p.cu_seqlens_q = c->cuq;
+    p.cu_seqlens_k = c->cuk;
+    p.n_seqs = c->nseq;
+    const size_t nl = (size_t)(c->B * c->H * c->Sq);
+    float *lse_c = malloc(sizeof(float) * (nl + 1)), *lse_g = malloc(sizeof(float) * (nl + 1)),
+          *lse_g2 = malloc(sizeof(float) * (nl + 1));
+    float *dlse = dev_alloc(sizeof(float) * (nl + 1));
+    for (size_t i = 0; i <= nl; i++)
+        lse_c[i] = 12345.0f;
+    to_dev(dlse, lse_c, sizeof(float) * (nl + 1));
+    /* CPU scalar on the host copies */
+    if (lcx_attention_forward(cpu, &p, &Q.t, &K.t, &V.t, &O.t, lse_c) != LCX_OK)
+        lcx_fail_msg("%s: cpu: %s", what, lcx_last_error());
+    /* CUDA on the device copies, twice */
+    const lcx_tensor q = att_dev(&Q), k = att_dev(&K), v = att_dev(&V), o = att_dev(&O);
+    unsigned char *g1 = malloc(O.bytes), *g2 = malloc(O.bytes), *poison = malloc(O.bytes);
+    memset(poison, 0xCD, O.bytes);
+    for (int rep = 0; rep < 2; rep++) {
+        if (lcx_attention_forward(gpu, &p, &q, &k, &v, &o, dlse) != LCX_OK)
+            lcx_fail_msg("%s: cuda: %s", what, lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        to_host(rep ? g2 : g1, O.d, O.bytes);
+        to_host(rep ? lse_g2 : lse_g, dlse, sizeof(float) * (nl + 1));
+    }
+    lcx_expect_bytes_equal(g2, g1, O.bytes, "cuda attention run-to-run");
+    lcx_expect_bytes_equal(lse_g2, lse_g, sizeof(float) * (nl + 1), "cuda attention lse run-to-run");
+    assert_true(lse_g[nl] == 12345.0f && lse_c[nl] == 12345.0f);
+    unsigned char *mask = att_mask(&O);
+    for (size_t i = 0; i < O.bytes; i++)
+        if (!mask[i] && (g1[i] != 0xCD || ((unsigned char *)O.h)[i] != 0xCD))
+            lcx_fail_msg("%s: output byte %zu outside the view was written", what, i);
+    att_check(c, &Q, &K, &V, &O, O.h, lse_c, &p, what, "cpu scalar");
+    att_check(c, &Q, &K, &V, &O, g1, lse_g, &p, what, "cuda");
+    free(mask);
+    free(g1);
+    free(g2);
+    free(poison);
+    free(lse_c);
+    free(lse_g);
+    free(lse_g2);
+    lcx_cuda_free(gpu->cuda, dlse);
+    att_free(&Q);
+    att_free(&K);
+    att_free(&V);
+    att_free(&O);
+}
+
+static void test_cuda_attention_shapes(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 21);
+    /* head dims (and odd ones: q/k rows not a multiple of 4, dv != d) */
+    const int64_t dims[8][2] = {{64, 64}, {80, 80}, {96, 96}, {128, 128}, {256, 256}, {30, 20}, {512, 512}, {40, 200}};
+    for (int x = 0; x < 8; x++) {
+        att_case c = att_base();
+        c.D = dims[x][0];
+        c.Dv = dims[x][1];
+        c.Sq = c.Sk = x == 6 ? 21 : 33;
+        c.causal = x & 1;
+        att_run(&c, &rng, "cuda attention head dims");
+    }
+    /* seq 1, tile sizes +-1 (32 keys and 32 / 8 rows per block on the GPU,
+     * 64 on the CPU), seq_q > seq_k with causal (rows that see no key) */
+    const int64_t seqs[13][2] = {{63, 63}, {64, 64}, {65, 65}, {1, 1},  {1, 200}, {40, 9},  {31, 31},
+                                 {32, 32}, {33, 33}, {7, 33}, {8, 31}, {9, 65}, {100, 3}};
+    for (int x = 0; x < 13; x++)
+        for (int causal = 0; causal < 2; causal++) {
+            att_case c = att_base();
+            c.Sq = seqs[x][0];
+            c.Sk = seqs[x][1];
+            c.causal = causal;
+            c.Dv = 48;
+            att_run(&c, &rng, "cuda attention seq lengths");
+        }
+    /* GQA and MQA, odd head counts, batches, custom scale, softcap, window;
+     * a group wider than a block's rows */
+    const int64_t hh[6][2] = {{6, 3}, {8, 1}, {5, 5}, {12, 4}, {64, 1}, {7, 1}};
+    for (int x = 0; x < 6; x++) {
+        att_case c = att_base();
+        c.B = 2;
+        c.H = hh[x][0];
+        c.Hkv = hh[x][1];
+        c.Sq = x == 4 ? 5 : 37;
+        c.Sk = 70;
+        c.causal = 1;
+        c.scale = x == 1 ? 0.3 : 0;
+        c.softcap = x == 2 || x == 5 ? 5.0 : 0;
+        c.window = x == 3 ? 10 : -1;
+        att_run(&c, &rng, "cuda attention heads");
+    }
+    const int wins[8] = {0, 1, 31, 32, 33, 63, 64, 149};
+    for (int x = 0; x < 8; x++) {
+        att_case c = att_base();
+        c.Sq = c.Sk = 150;
+        c.causal = 1;
+        c.window = wins[x];
+        att_run(&c, &rng, "cuda attention window edges");
+    }
+}
+
+static void test_cuda_attention_dtypes_varlen_decode(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 22);
+    const lcx_dtype combos[6][4] = {{LCX_F32, LCX_BF16, LCX_BF16, LCX_F32}, {LCX_BF16, LCX_BF16, LCX_BF16, LCX_BF16},
+                                    {LCX_F16, LCX_F16, LCX_F16, LCX_F16},   {LCX_F32, LCX_F16, LCX_BF16, LCX_BF16},
+                                    {LCX_BF16, LCX_F32, LCX_F16, LCX_F16},  {LCX_F16, LCX_BF16, LCX_F32, LCX_F32}};
+    for (int x = 0; x < 6; x++) {
+        att_case c = att_base();
+        c.dq = combos[x][0];
+        c.dk = combos[x][1];
+        c.dv = combos[x][2];
+        c.dout = combos[x][3];
+        c.pad = 1;
+        c.B = 2;
+        c.Sq = 19;
+        c.Sk = 80;
+        c.causal = x & 1;
+        att_run(&c, &rng, "cuda attention dtypes and strided views");
+    }
+    /* varlen: different lengths, a sequence without queries and one without keys */
+    const int64_t cuq[6] = {0, 5, 5, 40, 41, 44}, cuk[6] = {0, 9, 20, 55, 130, 130};
+    for (int causal = 0; causal < 2; causal++)
+        for (int pad = 0; pad < 2; pad++) {
+            att_case c = att_base();
+            c.Sq = 44;
+            c.Sk = 130;
+            c.cuq = cuq;
+            c.cuk = cuk;
+            c.nseq = 5;
+            c.causal = causal;
+            c.window = causal && pad ? 7 : -1;
+            c.pad = pad;
+            c.H = 6;
+            c.Hkv = 2;
+            att_run(&c, &rng, "cuda attention varlen");
+        }
+    /* decode: split over chunks of 256 keys (more than 512 keys, at most 16
+     * queries), the edges of the split rule, window, MQA, 16-bit caches */
+    const struct {
+        int64_t B, Sq, Sk, H, Hkv, D;
+        lcx_dtype dk, dv;
+        int causal, window, pad;
+    } dec[10] = {
+        {1, 1, 5000, 8, 2, 64, LCX_BF16, LCX_BF16, 0, -1, 0},  {1, 3, 5077, 8, 2, 64, LCX_BF16, LCX_BF16, 1, -1, 0},
+        {1, 1, 3000, 8, 2, 128, LCX_BF16, LCX_BF16, 1, -1, 0}, {2, 1, 1100, 6, 2, 96, LCX_BF16, LCX_BF16, 1, -1, 1},
+        {1, 16, 2100, 4, 2, 64, LCX_F16, LCX_F16, 1, -1, 0},   {1, 17, 2100, 4, 2, 64, LCX_F32, LCX_F32, 1, -1, 0},
+        {1, 1, 513, 32, 1, 128, LCX_BF16, LCX_F16, 1, -1, 0},  {1, 1, 512, 8, 2, 80, LCX_F16, LCX_F16, 0, -1, 1},
+        {1, 2, 1800, 4, 1, 128, LCX_BF16, LCX_BF16, 1, 700, 0}, {1, 3, 1029, 8, 4, 256, LCX_BF16, LCX_BF16, 1, -1, 0},
+    };
+    for (int x = 0; x < 10; x++) {
+        att_case c = att_base();
+        c.B = dec[x].B;
+        c.Sq = dec[x].Sq;
+        c.Sk = dec[x].Sk;
+        c.H = dec[x].H;
+        c.Hkv = dec[x].Hkv;
+        c.D = c.Dv = dec[x].D;
+        c.dk = dec[x].dk;
+        c.dv = dec[x].dv;
+        c.causal = dec[x].causal;
+        c.window = dec[x].window;
+        c.pad = dec[x].pad;
+        att_run(&c, &rng, "cuda attention decode");
+    }
+}
+
+/* merge: two halves of the keys merged on the device equal the whole; the
+ * device merge equals the CPU merge on the same inputs (mixed dtypes, in
+ * place); both -inf gives 0 / -inf */
+static void test_cuda_attention_merge(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 23);
+    const int64_t B = 2, Sq = 7, Sk = 90, H = 4, Hkv = 2, D = 32;
+    att_t Q, K, V, OA, OB, OW, OF, OM;
+    att_make(&Q, LCX_F32, B, Sq, H, D, 0, &rng, 1.5, 0);
+    att_make(&K, LCX_F32, B, Sk, Hkv, D, 0, &rng, 1.5, 0);
+    att_make(&V, LCX_F32, B, Sk, Hkv, D, 0, &rng, 1.0, 0);
+    att_make(&OA, LCX_F32, B, Sq, H, D, 0, &rng, 1.0, 1);
+    att_make(&OB, LCX_F32, B, Sq, H, D, 0, &rng, 1.0, 1);
+    att_make(&OW, LCX_F32, B, Sq, H, D, 0, &rng, 1.0, 1);
+    att_make(&OF, LCX_F32, B, Sq, H, D, 0, &rng, 1.0, 1);
+    att_make(&OM, LCX_BF16, B, Sq, H, D, 1, &rng, 1.0, 1);
+    const size_t ln = (size_t)(B * H * Sq), on = (size_t)(B * Sq * H * D);
+    float *dl = dev_alloc(sizeof(float) * 4 * ln);
+    float *la = dl, *lb = dl + ln, *lw = dl + 2 * ln, *lm = dl + 3 * ln;
+    lcx_tensor q = att_dev(&Q), k = att_dev(&K), v = att_dev(&V), ta = att_dev(&OA), tb = att_dev(&OB),
+               tw = att_dev(&OW), tf = att_dev(&OF), tm;
+    lcx_tensor k1 = k, k2 = k, v1 = v, v2 = v;
+    k1.shape[1] = v1.shape[1] = 40;
+    k2.shape[1] = v2.shape[1] = Sk - 40;
+    k2.data = (float *)k.data + 40 * k.stride[1];
+    v2.data = (float *)v.data + 40 * v.stride[1];
+    assert_int_equal(lcx_attention_forward(gpu, NULL, &q, &k1, &v1, &ta, la), LCX_OK);
+    assert_int_equal(lcx_attention_forward(gpu, NULL, &q, &k2, &v2, &tb, lb), LCX_OK);
+    assert_int_equal(lcx_attention_forward(gpu, NULL, &q, &k, &v, &tw, lw), LCX_OK);
+    assert_int_equal(lcx_attention_merge(gpu, &ta, la, &tb, lb, &tf, lm), LCX_OK);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    float *hl = malloc(sizeof(float) * 4 * ln), *hw = malloc(sizeof(float) * on), *hm = malloc(sizeof(float) * on);
+    to_host(hl, dl, sizeof(float) * 4 * ln);
+    to_host(hw, OW.d, sizeof(float) * on);
+    to_host(hm, OF.d, sizeof(float) * on);
+    for (size_t i = 0; i < on; i++)
+        if (!(fabsf(hm[i] - hw[i]) <= 2e-5f))
+            lcx_fail_msg("cuda merge %zu: %g vs whole %g", i, (double)hm[i], (double)hw[i]);
+    for (size_t i = 0; i < ln; i++)
+        if (!(fabsf(hl[3 * ln + i] - hl[2 * ln + i]) <= 2e-5f * (1 + fabsf(hl[2 * ln + i]))))
+            lcx_fail_msg("cuda merge lse %zu: %g vs %g", i, (double)hl[3 * ln + i], (double)hl[2 * ln + i]);
+    /* the same partial results merged on the CPU and on the device into a
+     * padded bf16 view (poisoned padding stays), with some -inf and one
+     * pair of -inf rows */
+    hl[0] = -INFINITY;
+    hl[ln + 1] = -INFINITY;
+    hl[2] = hl[ln + 2] = -INFINITY;
+    to_dev(dl, hl, sizeof(float) * 2 * ln);
+    float *ha = malloc(sizeof(float) * on), *hb = malloc(sizeof(float) * on), *hlm = malloc(sizeof(float) * ln);
+    to_host(ha, OA.d, sizeof(float) * on);
+    to_host(hb, OB.d, sizeof(float) * on);
+    lcx_tensor ca = OA.t, cb = OB.t;
+    ca.data = ha;
+    cb.data = hb;
+    memset(OM.h, 0xCD, OM.bytes);
+    assert_int_equal(lcx_attention_merge(cpu, &ca, hl, &cb, hl + ln, &OM.t, hlm), LCX_OK);
+    tm = att_dev(&OM);
+    unsigned char *pz = malloc(OM.bytes);
+    memset(pz, 0xCD, OM.bytes);
+    to_dev(OM.d, pz, OM.bytes);
+    assert_int_equal(lcx_attention_merge(gpu, &ta, la, &tb, lb, &tm, lm), LCX_OK);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    unsigned char *gm = malloc(OM.bytes);
+    float *glm = malloc(sizeof(float) * ln);
+    to_host(gm, OM.d, OM.bytes);
+    to_host(glm, lm, sizeof(float) * ln);
+    unsigned char *mask = att_mask(&OM);
+    for (size_t i = 0; i < OM.bytes; i++)
+        if (!mask[i] && gm[i] != 0xCD)
+            lcx_fail_msg("cuda merge wrote outside the view (byte %zu)", i);
+    free(mask);
+    for (size_t i = 0; i < on; i++) {
+        const int64_t d = (int64_t)i % D, hh = (int64_t)i / D % H, s = (int64_t)i / (D * H) % Sq, b = (int64_t)i / (D * H * Sq);
+        const size_t o = (size_t)(b * OM.t.stride[0] + s * OM.t.stride[1] + hh * OM.t.stride[2] + d);
+        const float g = lcx_load_elem(gm, LCX_BF16, o), c = lcx_load_elem(OM.h, LCX_BF16, o);
+        /* one bf16 rounding of nearly equal f32 values: at most an ulp apart */
+        if (!(fabsf(g - c) <= 0x1p-7f * fabsf(c) + 2e-5f))
+            lcx_fail_msg("cuda merge vs cpu %zu: %g vs %g", i, (double)g, (double)c);
+    }
+    for (size_t i = 0; i < ln; i++) {
+        const int both_inf = isinf(hlm[i]) && isinf(glm[i]) && hlm[i] < 0 && glm[i] < 0;
+        if (!both_inf && !(fabsf(glm[i] - hlm[i]) <= 2e-5f * (1 + fabsf(hlm[i]))))
+            lcx_fail_msg("cuda merge lse vs cpu %zu: %g vs %g", i, (double)glm[i], (double)hlm[i]);
+    }
+    assert_true(isinf(glm[2]) && glm[2] < 0);
+    for (int64_t d = 0; d < D; d++) /* row (b 0, s 2, h 0) has lse index 2 */
+        assert_true(lcx_load_elem(gm, LCX_BF16, (size_t)(2 * OM.t.stride[1] + d)) == 0.0f);
+    /* in place into out_a / lse_a */
+    assert_int_equal(lcx_attention_merge(gpu, &ta, la, &tb, lb, &ta, la), LCX_OK);
+    assert_int_equal(lcx_attention_merge(cpu, &ca, hl, &cb, hl + ln, &ca, hl), LCX_OK);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    float *ga = malloc(sizeof(float) * on), *gla = malloc(sizeof(float) * ln);
+    to_host(ga, OA.d, sizeof(float) * on);
+    to_host(gla, la, sizeof(float) * ln);
+    for (size_t i = 0; i < on; i++)
+        if (!(fabsf(ga[i] - ha[i]) <= 2e-5f))
+            lcx_fail_msg("cuda in-place merge %zu: %g vs %g", i, (double)ga[i], (double)ha[i]);
+    for (size_t i = 0; i < ln; i++)
+        if (!(gla[i] == hl[i] || fabsf(gla[i] - hl[i]) <= 2e-5f * (1 + fabsf(hl[i]))))
+            lcx_fail_msg("cuda in-place merge lse %zu: %g vs %g", i, (double)gla[i], (double)hl[i]);
+    free(ga);
+    free(gla);
+    free(gm);
+    free(glm);
+    free(pz);
+    free(ha);
+    free(hb);
+    free(hlm);
+    free(hl);
+    free(hw);
+    free(hm);
+    lcx_cuda_free(gpu->cuda, dl);
+    att_free(&Q);
+    att_free(&K);
+    att_free(&V);
+    att_free(&OA);
+    att_free(&OB);
+    att_free(&OW);
+    att_free(&OF);
+    att_free(&OM);
+}
+
+/* bad input: LCX_E_INVALID with the CPU's message, nothing written */
+static void test_cuda_attention_bad_input(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 24);
+    att_t Q, K, V, O;
+    att_make(&Q, LCX_F32, 1, 9, 4, 32, 0, &rng, 1.0, 0);
+    att_make(&K, LCX_F32, 1, 12, 2, 32, 0, &rng, 1.0, 0);
+    att_make(&V, LCX_F32, 1, 12, 2, 32, 0, &rng, 1.0, 0);
+    att_make(&O, LCX_F32, 1, 9, 4, 32, 0, &rng, 1.0, 1);
+    const size_t nl = 4 * 9;
+    float *dlse = dev_alloc(sizeof(float) * nl), *hl = malloc(sizeof(float) * nl);
+    for (size_t i = 0; i < nl; i++)
+        hl[i] = 777.0f;
+    to_dev(dlse, hl, sizeof(float) * nl);
+    const lcx_tensor q = att_dev(&Q), k = att_dev(&K), v = att_dev(&V), o = att_dev(&O);
+    const int64_t cuq[3] = {0, 4, 9}, cuk_bad[3] = {0, 7, 5}, cuk_end[3] = {0, 5, 11};
+    for (int x = 0; x < 10; x++) {
+        lcx_attention_params p;
+        lcx_attention_params_default(&p);
+        lcx_tensor qq = q, kk = k, vv = v, oo = o, hq = Q.t, hk = K.t, hv = V.t, ho = O.t;
+        float *lse = dlse, *lse_h = hl;
+        switch (x) {
+        case 0: p.window_left = 3; break;           /* window without causal */
+        case 1: p.causal = 2; break;
+        case 2: qq.shape[2] = hq.shape[2] = 3; oo.shape[2] = ho.shape[2] = 3; break; /* 3 % 2 */
+        case 3: kk.shape[3] = hk.shape[3] = 16; break;
+        case 4: oo.shape[3] = ho.shape[3] = 16; break;
+        case 5: p.scale = -1; break;
+        case 6: p.softcap = NAN; break;
+        case 7: p.cu_seqlens_q = cuq; p.cu_seqlens_k = cuk_bad; p.n_seqs = 2; break;
+        case 8: p.cu_seqlens_q = cuq; p.cu_seqlens_k = cuk_end; p.n_seqs = 2; break;
+        default: oo = qq; ho = hq; break;          /* out aliases q */
+        }
+        assert_int_equal(lcx_attention_forward(cpu, &p, &hq, &hk, &hv, &ho, lse_h), LCX_E_INVALID);
+        char want[256];
+        snprintf(want, sizeof want, "%s", lcx_last_error());
+        assert_int_equal(lcx_attention_forward(gpu, &p, &qq, &kk, &vv, &oo, lse), LCX_E_INVALID);
+        assert_string_equal(lcx_last_error(), want);
+    }
+    /* merge: a NULL lse, shapes that differ, a partly overlapping lse */
+    assert_int_equal(lcx_attention_merge(gpu, &o, dlse, &o, NULL, &o, dlse), LCX_E_INVALID);
+    lcx_tensor o2 = o;
+    o2.shape[1] = 8;
+    assert_int_equal(lcx_attention_merge(gpu, &o, dlse, &o2, dlse, &o, dlse), LCX_E_INVALID);
+    assert_int_equal(lcx_attention_merge(gpu, &o, dlse, &o, dlse, &o, dlse + 1), LCX_E_INVALID);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    unsigned char *g = malloc(O.bytes);
+    float *gl = malloc(sizeof(float) * nl);
+    to_host(g, O.d, O.bytes);
+    to_host(gl, dlse, sizeof(float) * nl);
+    unsigned char *pz = malloc(O.bytes);
+    memset(pz, 0xCD, O.bytes);
+    lcx_expect_bytes_equal(g, pz, O.bytes, "cuda attention wrote on bad input");
+    lcx_expect_bytes_equal(gl, hl, sizeof(float) * nl, "cuda attention wrote lse on bad input");
+    if (gpu->device == LCX_DEVICE_CUDA)
+        assert_non_null(lcx_context_kernel_name(gpu, "attn_qk"));
+    free(g);
+    free(gl);
+    free(pz);
+    free(hl);
+    lcx_cuda_free(gpu->cuda, dlse);
+    att_free(&Q);
+    att_free(&K);
+    att_free(&V);
+    att_free(&O);
+}
+
+/* S2-Attn: the CUDA result against the CPU scalar result on the same inputs
+ * (the CPU suite checks that one against LongLoRA's golden outputs and a
+ * literal re-enactment), f32 outputs, the attention tolerance */
+static void test_cuda_attention_s2(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 25);
+    const struct {
+        int64_t B, N, H, Hkv, D, g;
+        lcx_s2_mode mode;
+        int32_t h0, shift, exact;
+        lcx_dtype dt;
+    } cs[9] = {
+        {1, 64, 4, 4, 64, 16, LCX_S2_ROLL, -1, 1, 0, LCX_F32},      {2, 96, 6, 2, 64, 24, LCX_S2_SEGMENTS, -1, 1, 0, LCX_F32},
+        {1, 70, 4, 2, 80, 16, LCX_S2_RAGGED, -1, 1, 0, LCX_BF16},    {1, 45, 4, 1, 32, 9, LCX_S2_ROLL, -1, 1, 1, LCX_F32},
+        {1, 128, 8, 2, 128, 32, LCX_S2_ROLL, 3, -1, 0, LCX_F16},     {1, 33, 5, 5, 64, 33, LCX_S2_SEGMENTS, 0, 1, 1, LCX_F32},
+        {1, 40, 4, 4, 64, 1, LCX_S2_ROLL, -1, 1, 1, LCX_F32},        {1, 100, 4, 2, 64, 30, LCX_S2_RAGGED, 4, 1, 0, LCX_F32},
+        {1, 96, 16, 1, 64, 48, LCX_S2_ROLL, -1, 1, 0, LCX_BF16},
+    };
+    for (int x = 0; x < 9; x++) {
+        att_t Q, K, V, O;
+        att_make(&Q, cs[x].dt, cs[x].B, cs[x].N, cs[x].H, cs[x].D, x & 1, &rng, 1.5, 0);
+        att_make(&K, cs[x].dt, cs[x].B, cs[x].N, cs[x].Hkv, cs[x].D, x & 1, &rng, 1.5, 0);
+        att_make(&V, cs[x].dt, cs[x].B, cs[x].N, cs[x].Hkv, cs[x].D, x & 1, &rng, 1.0, 0);
+        att_make(&O, LCX_F32, cs[x].B, cs[x].N, cs[x].H, cs[x].D, x & 1, &rng, 1.0, 1);
+        lcx_s2_params p;
+        lcx_s2_params_default(&p);
+        p.group_size = cs[x].g;
+        p.mode = cs[x].mode;
+        p.shifted_head_start = cs[x].h0;
+        p.shift = cs[x].shift;
+        p.exact_odd_group = cs[x].exact;
+        const size_t nl = (size_t)(cs[x].B * cs[x].H * cs[x].N);
+        float *lc = malloc(sizeof(float) * nl), *lg = malloc(sizeof(float) * nl), *dl = dev_alloc(sizeof(float) * nl);
+        if (lcx_attention_s2_forward(cpu, &p, &Q.t, &K.t, &V.t, &O.t, lc) != LCX_OK)
+            lcx_fail_msg("s2 %d: cpu: %s", x, lcx_last_error());
+        const lcx_tensor q = att_dev(&Q), k = att_dev(&K), v = att_dev(&V), o = att_dev(&O);
+        if (lcx_attention_s2_forward(gpu, &p, &q, &k, &v, &o, dl) != LCX_OK)
+            lcx_fail_msg("s2 %d: cuda: %s", x, lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        unsigned char *g = malloc(O.bytes);
+        to_host(g, O.d, O.bytes);
+        to_host(lg, dl, sizeof(float) * nl);
+        double vmax = 0;
+        for (int64_t f = 0; f < cs[x].B * cs[x].N * cs[x].Hkv * cs[x].D; f++)
+            vmax = fmax(vmax, fabs(V.x[f]));
+        unsigned char *mask = att_mask(&O);
+        for (size_t i = 0; i < O.bytes; i += 4) {
+            if (!mask[i]) {
+                if (g[i] != 0xCD || g[i + 1] != 0xCD || g[i + 2] != 0xCD || g[i + 3] != 0xCD)
+                    lcx_fail_msg("s2 %d: output byte %zu outside the view was written", x, i);
+                continue;
+            }
+            const float a = lcx_load_elem(g, LCX_F32, i / 4), c = lcx_load_elem(O.h, LCX_F32, i / 4);
+            if (!(fabs((double)a - c) <= 2e-4 * vmax))
+                lcx_fail_msg("s2 %d: element %zu: %.7g vs cpu %.7g", x, i / 4, (double)a, (double)c);
+        }
+        for (size_t i = 0; i < nl; i++)
+            if (!(fabs((double)lg[i] - lc[i]) <= 2e-4 * (1 + fabs((double)lc[i]))))
+                lcx_fail_msg("s2 %d: lse %zu: %.7g vs cpu %.7g", x, i, (double)lg[i], (double)lc[i]);
+        free(mask);
+        free(g);
+        free(lc);
+        free(lg);
+        lcx_cuda_free(gpu->cuda, dl);
+        att_free(&Q);
+        att_free(&K);
+        att_free(&V);
+        att_free(&O);
+    }
+}
+
+/* ---- LoRA ---- */
+
+/* Each case runs on both contexts from the same fresh random inputs (the
+ * device buffers are byte copies of the host ones, gaps and borders
+ * included) and both results are checked against a double-precision oracle
+ * with the bound of tests/test_lora.c: with u = 2^-24 and
+ *   M = sum_k |x_k W_ok| + |s| sum_j (sum_k |x_k A_jk|) |B_oj| + |bias_o| + |y_old|,
+ *   tol = 2 ((in + rank + 2) u M + u_y |ref| + sub_y)
+ * (u_y the unit roundoff of y's dtype, sub_y half its smallest subnormal);
+ * so the two contexts agree within twice that. Rows and bytes that must
+ * not change (adapter -1, gaps between elements, the borders around every
+ * buffer) are compared byte for byte. */
+
+#define LORA_TOL_C 2.0
+#define LORA_U24 0x1p-24
+
+static double lora_unit_roundoff(lcx_dtype dt)
+{
+    return dt == LCX_F32 ? 0x1p-24 : dt == LCX_BF16 ? 0x1p-8 : 0x1p-11;
+}
+
+static double lora_sub_half(lcx_dtype dt)
+{
+    return dt == LCX_F32 ? 0x1p-150 : dt == LCX_BF16 ? 0x1p-134 : 0x1p-25;
+}
+
+/* layouts: dense; rows padded by 3; rows padded to a multiple of 8 plus 8
+ * (16-byte rows); the same starting one element in (misaligned); the
+ * transposed view (column-major, padded columns) */
+enum { LL_DENSE, LL_PAD, LL_PAD8, LL_OFF, LL_TRANS, LL_COUNT };
+static const char *const lora_layout_names[LL_COUNT] = {"dense", "pad", "pad8", "off", "trans"};
+
+/* poisoned elements before and after every view: a multiple of 8, so
+ * views of 16-byte rows start 16-byte aligned (the tensor cores' cp.async
+ * path; LL_OFF starts one element later) */
+#define LORA_BORDER 24
+
+/* A 1-D or 2-D view over a host buffer and a device copy of it. */
+typedef struct lview {
+    lcx_tensor t;         /* over the host buffer */
+    unsigned char *host;  /* LORA_BORDER elements, the span, LORA_BORDER elements */
+    unsigned char *orig;  /* the bytes as made (before any call) */
+    unsigned char *elem;  /* 1 for the bytes of an element */
+    void *dev;
+    size_t bytes;
+    int64_t off;          /* element offset of the view in the buffer */
+    double *v;            /* exact values [rows][cols] */
+    int64_t rows, cols;
+} lview;
+
+static int64_t lview_at(const lview *w, int64_t r, int64_t c)
+{
+    return w->off + (w->t.ndim == 1 ? c * w->t.stride[0] : r * w->t.stride[0] + c * w->t.stride[1]);
+}
+
+static double lora_get(lcx_dtype dt, const void *buf, int64_t o)
+{
+    if (dt == LCX_F32)
+        return ((const float *)buf)[o];
+    return lcx_ref_decode16(dt, ((const uint16_t *)buf)[o]);
+}
+
+static double lora_put(lcx_dtype dt, void *buf, int64_t o, double v)
+{
+    if (dt == LCX_F32) {
+        ((float *)buf)[o] = (float)v;
+        return (float)v;
+    }
+    const uint16_t h = lcx_ref_encode16(dt, lcx_ref_round(dt, v));
+    ((uint16_t *)buf)[o] = h;
+    return lcx_ref_decode16(dt, h);
+}
+
+/* values uniform in [-amp, amp) (NaN everywhere with amp NaN: an output that
+ * must not be read) */
+static void lview_make(lview *w, lcx_dtype dt, int nd, int64_t rows, int64_t cols, int layout, double amp,
+                       lcx_rng *rng)
+{
+    memset(w, 0, sizeof *w);
+    w->rows = nd == 1 ? 1 : rows;
+    w->cols = cols;
+    lcx_tensor *t = &w->t;
+    t->dtype = dt;
+    t->ndim = nd;
+    int64_t span;
+    const int64_t lead = layout == LL_OFF ? 1 : 0;
+    if (nd == 1) {
+        t->shape[0] = cols;
+        t->stride[0] = layout == LL_TRANS ? 2 : 1;
+        span = cols > 0 ? (cols - 1) * t->stride[0] + 1 : 0;
+    } else {
+        t->shape[0] = rows;
+        t->shape[1] = cols;
+        t->stride[1] = 1;
+        switch (layout) {
+        case LL_PAD: t->stride[0] = cols + 3; break;
+        case LL_PAD8:
+        case LL_OFF: t->stride[0] = (cols + 7) / 8 * 8 + 8; break;
+        case LL_TRANS:
+            t->stride[0] = 1;
+            t->stride[1] = rows + 2;
+            break;
+        default: t->stride[0] = cols; break;
+        }
+        span = rows > 0 && cols > 0 ? (rows - 1) * t->stride[0] + (cols - 1) * t->stride[1] + 1 : 0;
+    }
+    const size_t es = lcx_dtype_size(dt);
+    const int64_t n = span + lead + 2 * LORA_BORDER;
+    w->bytes = (size_t)n * es;
+    w->off = LORA_BORDER + lead;
+    w->host = malloc(w->bytes);
+    w->orig = malloc(w->bytes);
+    w->elem = calloc(w->bytes, 1);
+    for (size_t i = 0; i < w->bytes; i++)
+        w->host[i] = (unsigned char)(0xA5 ^ (i * 7));
+    w->v = malloc(sizeof(double) * (size_t)(w->rows * cols + 1));
+    for (int64_t r = 0; r < w->rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            const int64_t o = lview_at(w, r, c);
+            w->v[r * cols + c] = lora_put(dt, w->host, o, isnan(amp) ? NAN : lcx_rng_uniform(rng, -amp, amp));
+            memset(w->elem + (size_t)o * es, 1, es);
+        }
+    memcpy(w->orig, w->host, w->bytes);
+    t->data = w->host + (size_t)w->off * es;
+    w->dev = dev_alloc(w->bytes);
+    to_dev(w->dev, w->host, w->bytes);
+}
+
+/* the view over the device copy */
+static lcx_tensor lview_dev(const lview *w)
+{
+    lcx_tensor t = w->t;
+    t.data = (unsigned char *)w->dev + (size_t)w->off * lcx_dtype_size(w->t.dtype);
+    return t;
+}
+
+/* buf (a whole buffer after a call) has every non-element byte as made */
+static void lview_gaps_kept(const lview *w, const unsigned char *buf, const char *what, const char *side)
+{
+    for (size_t i = 0; i < w->bytes; i++)
+        if (!w->elem[i] && buf[i] != w->orig[i])
+            lcx_fail_msg("%s (%s): byte %zu outside the elements was written (border %d elements)", what, side, i,
+                         LORA_BORDER);
+}
+
+static void lview_free(lview *w)
+{
+    if (w->dev)
+        lcx_cuda_free(gpu->cuda, w->dev);
+    free(w->host);
+    free(w->orig);
+    free(w->elem);
+    free(w->v);
+    memset(w, 0, sizeof *w);
+}
+
+/* element (r, c) of buffer `buf` (a copy of w's buffer) within tol of ref */
+static void lora_expect(const lview *w, const unsigned char *buf, const double *ref, const double *tol,
+                        const unsigned char *keep_row, const unsigned char *kept, const char *what, const char *side)
+{
+    const size_t es = lcx_dtype_size(w->t.dtype);
+    for (int64_t r = 0; r < w->rows; r++)
+        for (int64_t c = 0; c < w->cols; c++) {
+            const int64_t o = lview_at(w, r, c);
+            if (keep_row && keep_row[r]) {
+                if (memcmp(buf + (size_t)o * es, kept + (size_t)o * es, es) != 0)
+                    lcx_fail_msg("%s (%s): row %lld (no adapter) col %lld changed: %.9g, was %.9g", what, side,
+                                 (long long)r, (long long)c, lora_get(w->t.dtype, buf, o),
+                                 lora_get(w->t.dtype, kept, o));
+                continue;
+            }
+            const double got = lora_get(w->t.dtype, buf, o), want = ref[r * w->cols + c], tl = tol[r * w->cols + c];
+            if (!(fabs(got - want) <= tl))
+                lcx_fail_msg("%s (%s): [%lld][%lld] = %.9g, want %.9g (|err| %.3g > tol %.3g)", what, side,
+                             (long long)r, (long long)c, got, want, fabs(got - want), tl);
+        }
+    lview_gaps_kept(w, buf, what, side);
+}
+
+/* the device buffer of w, read back (caller frees) */
+static unsigned char *lview_back(const lview *w)
+{
+    unsigned char *b = malloc(w->bytes);
+    to_host(b, w->dev, w->bytes);
+    return b;
+}
+
+/* an input is left as it was on both sides */
+static void lview_unchanged(const lview *w, const char *what)
+{
+    unsigned char *b = lview_back(w);
+    lcx_expect_bytes_equal(b, w->orig, w->bytes, what);
+    lcx_expect_bytes_equal(w->host, w->orig, w->bytes, what);
+    free(b);
+}
+
+/* ---- lcx_lora_linear ---- */
+
+typedef struct lora_lcase {
+    int64_t T, in, out, R;
+    lcx_dtype dx, dw, da, db, dbias, dy;
+    int lx, lw, ly;
+    int has_w, has_bias, has_lr, acc;
+    float scale;
+} lora_lcase;
+
+static void lora_ldesc(const lora_lcase *c, char *buf, size_t n)
+{
+    snprintf(buf, n,
+             "cuda lora_linear T=%lld in=%lld out=%lld rank=%lld x=%s/%s W=%s/%s A=%s B=%s bias=%s y=%s/%s w=%d "
+             "bias=%d lowrank=%d acc=%d scale=%g",
+             (long long)c->T, (long long)c->in, (long long)c->out, (long long)c->R, lcx_dtype_name(c->dx),
+             lora_layout_names[c->lx], lcx_dtype_name(c->dw), lora_layout_names[c->lw], lcx_dtype_name(c->da),
+             lcx_dtype_name(c->db), lcx_dtype_name(c->dbias), lcx_dtype_name(c->dy), lora_layout_names[c->ly],
+             c->has_w, c->has_bias, c->has_lr, c->acc, (double)c->scale);
+}
+
+typedef struct lora_ldata {
+    lview x, w, a, b, bias, y;
+} lora_ldata;
+
+/* ref/tol of test_lora.c's lin_oracle, y_old read from `yold` (a copy of
+ * y's buffer) when accumulating */
+static void lora_linear_oracle(const lora_lcase *c, const lora_ldata *d, const unsigned char *yold, double *ref,
+                               double *tol)
+{
+    const int64_t T = c->T, in = c->in, out = c->out, R = c->has_lr ? c->R : 0;
+    const double s = c->has_lr ? c->scale : 0, uy = lora_unit_roundoff(c->dy), sy = lora_sub_half(c->dy);
+    double *u = malloc(sizeof(double) * (size_t)(R + 1)), *ua = malloc(sizeof(double) * (size_t)(R + 1));
+    for (int64_t t = 0; t < T; t++) {
+        const double *x = d->x.v + t * in;
+        for (int64_t j = 0; j < R; j++) {
+            double acc = 0, aa = 0;
+            for (int64_t k = 0; k < in; k++) {
+                acc += x[k] * d->a.v[j * in + k];
+                aa += fabs(x[k] * d->a.v[j * in + k]);
+            }
+            u[j] = acc;
+            ua[j] = aa;
+        }
+        for (int64_t o = 0; o < out; o++) {
+            double base = 0, babs = 0, p = 0, pabs = 0;
+            if (c->has_w)
+                for (int64_t k = 0; k < in; k++) {
+                    base += x[k] * d->w.v[o * in + k];
+                    babs += fabs(x[k] * d->w.v[o * in + k]);
+                }
+            for (int64_t j = 0; j < R; j++) {
+                p += u[j] * d->b.v[o * R + j];
+                pabs += ua[j] * fabs(d->b.v[o * R + j]);
+            }
+            const double bias = c->has_bias ? d->bias.v[o] : 0;
+            const double yo = c->acc ? lora_get(c->dy, yold, lview_at(&d->y, t, o)) : 0;
+            const double r = yo + base + bias + s * p;
+            const double M = babs + fabs(s) * pabs + fabs(bias) + fabs(yo);
+            ref[t * out + o] = r;
+            tol[t * out + o] = LORA_TOL_C * ((double)(in + R + 2) * LORA_U24 * M + uy * fabs(r) + sy);
+        }
+    }
+    free(u);
+    free(ua);
+}
+
+static lcx_status lora_linear_call(lcx_context *ctx, const lora_lcase *c, const lora_ldata *d, int on_dev)
+{
+    lcx_tensor x = on_dev ? lview_dev(&d->x) : d->x.t, w = on_dev ? lview_dev(&d->w) : d->w.t;
+    lcx_tensor a = on_dev ? lview_dev(&d->a) : d->a.t, b = on_dev ? lview_dev(&d->b) : d->b.t;
+    lcx_tensor bias = on_dev ? lview_dev(&d->bias) : d->bias.t, y = on_dev ? lview_dev(&d->y) : d->y.t;
+    return lcx_lora_linear(ctx, &x, c->has_w ? &w : NULL, c->has_bias ? &bias : NULL, c->has_lr ? &a : NULL,
+                           c->has_lr ? &b : NULL, c->scale, &y, c->acc);
+}
+
+static void lora_run_linear(const lora_lcase *c, lcx_rng *rng)
+{
+    char desc[512];
+    lora_ldesc(c, desc, sizeof desc);
+    lora_ldata d;
+    memset(&d, 0, sizeof d);
+    const double rin = sqrt((double)(c->in > 0 ? c->in : 1)), sr = sqrt((double)(c->R > 0 ? c->R : 1));
+    lview_make(&d.x, c->dx, 2, c->T, c->in, c->lx, 1.0, rng);
+    if (c->has_w)
+        lview_make(&d.w, c->dw, 2, c->out, c->in, c->lw, 1.0 / rin, rng);
+    if (c->has_bias)
+        lview_make(&d.bias, c->dbias, 1, 1, c->out, c->lw == LL_TRANS ? LL_TRANS : LL_DENSE, 0.5, rng);
+    if (c->has_lr) {
+        lview_make(&d.a, c->da, 2, c->R, c->in, c->lx == LL_PAD ? LL_TRANS : LL_DENSE, 1.0 / rin, rng);
+        lview_make(&d.b, c->db, 2, c->out, c->R, c->lw == LL_TRANS ? LL_TRANS : LL_PAD, 2.0 / sr, rng);
+    }
+    /* without accumulate y is NaN: it must be neither read nor kept */
+    lview_make(&d.y, c->dy, 2, c->T, c->out, c->ly, c->acc ? 1.0 : NAN, rng);
+    const size_t n = (size_t)(c->T * c->out) + 1;
+    double *ref = malloc(sizeof(double) * n), *tol = malloc(sizeof(double) * n);
+    lora_linear_oracle(c, &d, d.y.orig, ref, tol);
+    lcx_status st = lora_linear_call(cpu, c, &d, 0);
+    if (st != LCX_OK)
+        lcx_fail_msg("%s: cpu: %s", desc, lcx_last_error());
+    st = lora_linear_call(gpu, c, &d, 1);
+    if (st != LCX_OK)
+        lcx_fail_msg("%s: cuda: %s: %s", desc, lcx_status_string(st), lcx_last_error());
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    unsigned char *yg = lview_back(&d.y);
+    lora_expect(&d.y, d.y.host, ref, tol, NULL, NULL, desc, "cpu scalar");
+    lora_expect(&d.y, yg, ref, tol, NULL, NULL, desc, "cuda");
+    free(yg);
+    lview_unchanged(&d.x, "lora_linear x");
+    lview *ins[4] = {&d.w, &d.a, &d.b, &d.bias};
+    for (int i = 0; i < 4; i++)
+        if (ins[i]->host)
+            lview_unchanged(ins[i], "lora_linear weights");
+    free(ref);
+    free(tol);
+    lview_free(&d.x);
+    lview_free(&d.w);
+    lview_free(&d.a);
+    lview_free(&d.b);
+    lview_free(&d.bias);
+    lview_free(&d.y);
+}
+
+static const int64_t lora_tokens[4] = {1, 7, 64, 300};
+static const int64_t lora_io[4][2] = {{33, 100}, {257, 33}, {100, 257}, {256, 64}};
+static const int64_t lora_ranks[4] = {1, 8, 16, 64};
+static const float lora_scales[6] = {0.5f, -1.25f, 0.0f, 2.0f, -0.375f, 1.5f};
+
+/* dtype sets: 0 all f32, 1 all bf16, 2 all f16, 3 f32 x and y with bf16
+ * weights, 4 x and W of one 16-bit dtype with the rest random, 5 random */
+static void lora_dtypes(lora_lcase *c, int set, lcx_rng *rng)
+{
+    static const lcx_dtype d3[3] = {LCX_F32, LCX_BF16, LCX_F16};
+    switch (set) {
+    case 0: c->dx = c->dw = c->da = c->db = c->dbias = c->dy = LCX_F32; break;
+    case 1: c->dx = c->dw = c->da = c->db = c->dbias = c->dy = LCX_BF16; break;
+    case 2: c->dx = c->dw = c->da = c->db = c->dbias = c->dy = LCX_F16; break;
+    case 3:
+        c->dx = c->dy = LCX_F32;
+        c->dw = c->da = c->db = c->dbias = LCX_BF16;
+        break;
+    case 4:
+        c->dx = c->dw = lcx_rng_range(rng, 0, 1) ? LCX_BF16 : LCX_F16;
+        c->da = d3[lcx_rng_range(rng, 0, 2)];
+        c->db = d3[lcx_rng_range(rng, 0, 2)];
+        c->dbias = d3[lcx_rng_range(rng, 0, 2)];
+        c->dy = d3[lcx_rng_range(rng, 0, 2)];
+        break;
+    default:
+        c->dx = d3[lcx_rng_range(rng, 0, 2)];
+        c->dw = d3[lcx_rng_range(rng, 0, 2)];
+        c->da = d3[lcx_rng_range(rng, 0, 2)];
+        c->db = d3[lcx_rng_range(rng, 0, 2)];
+        c->dbias = d3[lcx_rng_range(rng, 0, 2)];
+        c->dy = d3[lcx_rng_range(rng, 0, 2)];
+        break;
+    }
+}
+
+static void test_cuda_lora_linear_vs_scalar(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 17);
+    static const int xl[4] = {LL_DENSE, LL_PAD8, LL_PAD, LL_OFF}, wl[4] = {LL_DENSE, LL_PAD8, LL_TRANS, LL_PAD};
+    static const int yl[3] = {LL_PAD, LL_DENSE, LL_TRANS};
+    int iter = 0;
+    /* every dtype set x every token count, two shapes and ranks each,
+     * options rotating */
+    for (int set = 0; set < 6; set++)
+        for (int ti = 0; ti < 4; ti++)
+            for (int v = 0; v < 2; v++, iter++) {
+                lora_lcase c;
+                memset(&c, 0, sizeof c);
+                c.T = lora_tokens[ti];
+                c.in = lora_io[(set + ti + 2 * v) % 4][0];
+                c.out = lora_io[(set + ti + 2 * v) % 4][1];
+                c.R = lora_ranks[(iter + set) % 4];
+                lora_dtypes(&c, set, &rng);
+                c.lx = xl[(iter / 2) % 4];
+                c.lw = wl[(iter / 3) % 4];
+                c.ly = yl[iter % 3];
+                c.has_w = iter % 5 != 2;
+                c.has_bias = iter % 2;
+                c.has_lr = iter % 7 != 3;
+                c.acc = (iter / 2) % 2;
+                c.scale = lora_scales[iter % 6];
+                lora_run_linear(&c, &rng);
+            }
+    /* the tensor-core paths on purpose: 16-byte rows with and without a
+     * reduction tail, odd rows, a misaligned start, ranks that leave a
+     * partial chunk of the f32 epilogue; and reductions long enough to split
+     * u = s x A^T over several blocks */
+    static const int64_t sp[][8] = {
+        /* T, in, out, R, set, lx, lw, acc */
+        {300, 256, 64, 64, 1, LL_DENSE, LL_DENSE, 0},
+        {300, 100, 257, 33, 2, LL_PAD8, LL_PAD8, 1},
+        {64, 257, 100, 16, 1, LL_PAD, LL_DENSE, 1},
+        {65, 256, 129, 8, 2, LL_OFF, LL_PAD8, 0},
+        {300, 128, 96, 8, 2, LL_PAD, LL_DENSE, 1},
+        {7, 64, 33, 1, 1, LL_DENSE, LL_TRANS, 1},
+        {1, 1100, 100, 8, 1, LL_DENSE, LL_DENSE, 1},
+        {7, 2100, 33, 64, 0, LL_PAD, LL_DENSE, 0},
+        {64, 1100, 70, 20, 3, LL_DENSE, LL_PAD8, 1},
+        {300, 1030, 40, 16, 4, LL_PAD8, LL_DENSE, 0},
+    };
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++, iter++) {
+        lora_lcase c;
+        memset(&c, 0, sizeof c);
+        c.T = sp[i][0];
+        c.in = sp[i][1];
+        c.out = sp[i][2];
+        c.R = sp[i][3];
+        lora_dtypes(&c, (int)sp[i][4], &rng);
+        c.lx = (int)sp[i][5];
+        c.lw = (int)sp[i][6];
+        c.ly = yl[i % 3];
+        c.acc = (int)sp[i][7];
+        c.has_w = c.has_lr = 1;
+        c.has_bias = (int)(i % 2);
+        c.scale = lora_scales[i % 6];
+        lora_run_linear(&c, &rng);
+    }
+    /* options on a tensor-core shape and an f32 one: W NULL, bias only, no
+     * low-rank term, scale 0 and negative, accumulate */
+    for (int set = 0; set < 2; set++)
+        for (int flags = 0; flags < 8; flags++)
+            for (int acc = 0; acc < 2; acc++) {
+                lora_lcase c;
+                memset(&c, 0, sizeof c);
+                c.T = set ? 70 : 9;
+                c.in = set ? 100 : 64;
+                c.out = 33;
+                c.R = 8;
+                lora_dtypes(&c, set ? 1 : 0, &rng);
+                c.lx = c.lw = LL_DENSE;
+                c.ly = LL_PAD;
+                c.has_lr = flags & 1;
+                c.has_w = (flags >> 1) & 1;
+                c.has_bias = (flags >> 2) & 1;
+                c.acc = acc;
+                c.scale = flags == 5 ? 0.0f : flags & 2 ? -0.75f : 1.25f;
+                lora_run_linear(&c, &rng);
+            }
+    assert_non_null(lcx_context_kernel_name(gpu, "gemm_ukr"));
+}
+
+/* ---- lcx_lora_batched ---- */
+
+static void test_cuda_lora_batched_vs_scalar(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 18);
+    static const int64_t mixed[6] = {1, 8, 16, 64, 3, 8};
+    /* T, in, out, adapters, percentage of tokens without adapter, dtype set */
+    static const int64_t bc[][6] = {
+        {1, 33, 100, 4, 0, 1},   {7, 257, 33, 4, 30, 0},    {64, 100, 257, 6, 20, 2},  {300, 256, 64, 4, 20, 3},
+        {300, 33, 100, 6, 10, 1}, {7, 1100, 70, 3, 0, 5},   {64, 2100, 40, 4, 25, 4},  {300, 100, 33, 1, 50, 2},
+        {40, 64, 48, 5, 100, 1},  {12, 1030, 65, 8, 10, 0},
+    };
+    for (size_t ci = 0; ci < sizeof bc / sizeof bc[0]; ci++) {
+        const int64_t T = bc[ci][0], in = bc[ci][1], out = bc[ci][2];
+        const int32_t n = (int32_t)bc[ci][3];
+        lora_lcase base;
+        memset(&base, 0, sizeof base);
+        base.T = T;
+        base.in = in;
+        base.out = out;
+        lora_dtypes(&base, (int)bc[ci][5], &rng);
+        base.lx = ci % 2 ? LL_PAD : LL_DENSE;
+        base.lw = LL_DENSE;
+        base.ly = ci % 3 == 1 ? LL_TRANS : LL_PAD;
+        base.has_w = 1;
+        base.has_bias = (int)(ci % 2);
+        char desc[512];
+        int len = snprintf(desc, sizeof desc, "cuda lora_batched T=%lld in=%lld out=%lld x=%s/%s y=%s/%s adapters=%d",
+                           (long long)T, (long long)in, (long long)out, lcx_dtype_name(base.dx),
+                           lora_layout_names[base.lx], lcx_dtype_name(base.dy), lora_layout_names[base.ly], (int)n);
+        lora_ldata d;
+        memset(&d, 0, sizeof d);
+        const double rin = sqrt((double)in);
+        lview_make(&d.x, base.dx, 2, T, in, base.lx, 1.0, &rng);
+        lview_make(&d.w, base.dw, 2, out, in, base.lw, 1.0 / rin, &rng);
+        if (base.has_bias)
+            lview_make(&d.bias, base.dbias, 1, 1, out, LL_DENSE, 0.5, &rng);
+        lview_make(&d.y, base.dy, 2, T, out, base.ly, NAN, &rng);
+        /* the base product first (its rows with adapter -1 must stay as the
+         * base-only result) */
+        const size_t ny = (size_t)(T * out) + 1;
+        double *ref = malloc(sizeof(double) * ny), *tol = malloc(sizeof(double) * ny);
+        lora_linear_oracle(&base, &d, d.y.orig, ref, tol);
+        if (lora_linear_call(cpu, &base, &d, 0) != LCX_OK)
+            lcx_fail_msg("%s: cpu base: %s", desc, lcx_last_error());
+        if (lora_linear_call(gpu, &base, &d, 1) != LCX_OK)
+            lcx_fail_msg("%s: cuda base: %s", desc, lcx_last_error());
+        unsigned char *yg0 = lview_back(&d.y), *yc0 = malloc(d.y.bytes);
+        memcpy(yc0, d.y.host, d.y.bytes);
+        lora_expect(&d.y, yc0, ref, tol, NULL, NULL, desc, "cpu scalar base");
+        lora_expect(&d.y, yg0, ref, tol, NULL, NULL, desc, "cuda base");
+        /* adapters of mixed ranks and dtypes, tokens mapped with some -1 */
+        lview A[8], B[8];
+        lcx_lora_adapter hA[8], dA[8];
+        int64_t ranks[8];
+        static const lcx_dtype d3[3] = {LCX_F32, LCX_BF16, LCX_F16};
+        for (int32_t i = 0; i < n; i++) {
+            ranks[i] = mixed[(ci + (size_t)i) % 6];
+            const lcx_dtype da = bc[ci][5] < 3 ? base.dw : d3[lcx_rng_range(&rng, 0, 2)];
+            const lcx_dtype db = bc[ci][5] < 3 ? base.dw : d3[lcx_rng_range(&rng, 0, 2)];
+            lview_make(&A[i], da, 2, ranks[i], in, i % 3 == 2 ? LL_TRANS : LL_DENSE, 1.0 / rin, &rng);
+            lview_make(&B[i], db, 2, out, ranks[i], i % 2 ? LL_PAD : LL_DENSE, 2.0 / sqrt((double)ranks[i]), &rng);
+            hA[i].a = A[i].t;
+            hA[i].b = B[i].t;
+            dA[i].a = lview_dev(&A[i]);
+            dA[i].b = lview_dev(&B[i]);
+            hA[i].scale = dA[i].scale = lora_scales[(ci + (size_t)i) % 6];
+            if (len < (int)sizeof desc - 48)
+                len += snprintf(desc + len, sizeof desc - (size_t)len, " [r%lld %s/%s s=%g]", (long long)ranks[i],
+                                lcx_dtype_name(da), lcx_dtype_name(db), (double)hA[i].scale);
+        }
+        int32_t *map = malloc(sizeof(int32_t) * (size_t)(T + 1));
+        unsigned char *keep = calloc((size_t)T + 1, 1);
+        for (int64_t t = 0; t < T; t++) {
+            map[t] = lcx_rng_range(&rng, 0, 99) < bc[ci][4] ? -1 : (int32_t)lcx_rng_range(&rng, 0, n - 1);
+            if (ci == 3) /* runs of one adapter, in reverse adapter order */
+                map[t] = t % 11 == 5 ? -1 : (int32_t)(n - 1 - t * n / T);
+            keep[t] = map[t] < 0;
+        }
+        lcx_tensor hx = d.x.t, hy = d.y.t, dx = lview_dev(&d.x), dy = lview_dev(&d.y);
+        if (lcx_lora_batched(cpu, &hx, hA, n, map, &hy) != LCX_OK)
+            lcx_fail_msg("%s: cpu: %s", desc, lcx_last_error());
+        const lcx_status st = lcx_lora_batched(gpu, &dx, dA, n, map, &dy);
+        if (st != LCX_OK)
+            lcx_fail_msg("%s: cuda: %s: %s", desc, lcx_status_string(st), lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        unsigned char *yg = lview_back(&d.y);
+        /* each side against the oracle from its own base result */
+        for (int side = 0; side < 2; side++) {
+            const unsigned char *yold = side ? yg0 : yc0;
+            double u[64], ua[64];
+            for (int64_t t = 0; t < T; t++) {
+                if (map[t] < 0)
+                    continue;
+                const int32_t i = map[t];
+                const int64_t R = ranks[i];
+                const double s = hA[i].scale;
+                for (int64_t j = 0; j < R; j++) {
+                    double acc = 0, aa = 0;
+                    for (int64_t k = 0; k < in; k++) {
+                        acc += d.x.v[t * in + k] * A[i].v[j * in + k];
+                        aa += fabs(d.x.v[t * in + k] * A[i].v[j * in + k]);
+                    }
+                    u[j] = acc;
+                    ua[j] = aa;
+                }
+                for (int64_t o = 0; o < out; o++) {
+                    double p = 0, pabs = 0;
+                    for (int64_t j = 0; j < R; j++) {
+                        p += u[j] * B[i].v[o * R + j];
+                        pabs += ua[j] * fabs(B[i].v[o * R + j]);
+                    }
+                    const double yo = lora_get(base.dy, yold, lview_at(&d.y, t, o));
+                    const double r = yo + s * p, M = fabs(yo) + fabs(s) * pabs;
+                    ref[t * out + o] = r;
+                    tol[t * out + o] = LORA_TOL_C * ((double)(in + R + 2) * LORA_U24 * M +
+                                                     lora_unit_roundoff(base.dy) * fabs(r) + lora_sub_half(base.dy));
+                }
+            }
+            lora_expect(&d.y, side ? yg : d.y.host, ref, tol, keep, yold, desc, side ? "cuda" : "cpu scalar");
+        }
+        lview_unchanged(&d.x, "lora_batched x");
+        for (int32_t i = 0; i < n; i++) {
+            lview_unchanged(&A[i], "lora_batched A");
+            lview_unchanged(&B[i], "lora_batched B");
+            lview_free(&A[i]);
+            lview_free(&B[i]);
+        }
+        free(yg);
+        free(yg0);
+        free(yc0);
+        free(map);
+        free(keep);
+        free(ref);
+        free(tol);
+        lview_free(&d.x);
+        lview_free(&d.w);
+        lview_free(&d.bias);
+        lview_free(&d.y);
+    }
+}
+
+/* ---- lcx_lora_merge ---- */
+
+static void test_cuda_lora_merge_vs_scalar(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 19);
+    static const lcx_dtype d3[3] = {LCX_F32, LCX_BF16, LCX_F16};
+    /* out, in, rank, W dtype (3: random), A/B dtype (3: random), W layout */
+    static const int64_t mc[][6] = {
+        {33, 100, 1, 0, 0, LL_DENSE}, {257, 33, 8, 1, 1, LL_PAD},  {100, 257, 16, 2, 2, LL_PAD8},
+        {64, 64, 64, 1, 0, LL_TRANS}, {1, 100, 8, 3, 3, LL_PAD},    {100, 1, 16, 3, 3, LL_DENSE},
+        {65, 130, 33, 2, 0, LL_PAD},  {31, 257, 64, 0, 1, LL_TRANS},
+    };
+    for (size_t ci = 0; ci < sizeof mc / sizeof mc[0] + 1; ci++) {
+        const int last = ci == sizeof mc / sizeof mc[0]; /* scale 0 leaves W as it is */
+        const int64_t *m = mc[last ? 1 : ci];
+        const int64_t out = m[0], in = m[1], R = m[2];
+        const lcx_dtype dw = m[3] < 3 ? d3[m[3]] : d3[lcx_rng_range(&rng, 0, 2)];
+        const lcx_dtype da = m[4] < 3 ? d3[m[4]] : d3[lcx_rng_range(&rng, 0, 2)];
+        const lcx_dtype db = m[4] < 3 ? d3[m[4]] : d3[lcx_rng_range(&rng, 0, 2)];
+        const float s = last ? 0.0f : lora_scales[ci % 6] == 0.0f ? -0.625f : lora_scales[ci % 6];
+        char desc[256];
+        snprintf(desc, sizeof desc, "cuda lora_merge out=%lld in=%lld rank=%lld W=%s/%s A=%s B=%s s=%g",
+                 (long long)out, (long long)in, (long long)R, lcx_dtype_name(dw), lora_layout_names[m[5]],
+                 lcx_dtype_name(da), lcx_dtype_name(db), (double)s);
+        lview W, A, B;
+        lview_make(&W, dw, 2, out, in, (int)m[5], 1.0, &rng);
+        lview_make(&A, da, 2, R, in, ci % 2 ? LL_TRANS : LL_DENSE, 1.0, &rng);
+        lview_make(&B, db, 2, out, R, LL_PAD, 1.0 / sqrt((double)R), &rng);
+        const size_t n = (size_t)(out * in) + 1;
+        double *ref = malloc(sizeof(double) * n), *tol = malloc(sizeof(double) * n), *S = malloc(sizeof(double) * n);
+        const double uw = lora_unit_roundoff(dw), sw = lora_sub_half(dw);
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t k = 0; k < in; k++) {
+                double p = 0, pa = 0;
+                for (int64_t j = 0; j < R; j++) {
+                    p += B.v[o * R + j] * A.v[j * in + k];
+                    pa += fabs(B.v[o * R + j] * A.v[j * in + k]);
+                }
+                const double w = W.v[o * in + k], r = w + (double)s * p;
+                S[o * in + k] = fabs((double)s) * pa;
+                ref[o * in + k] = r;
+                tol[o * in + k] = LORA_TOL_C * ((double)(R + 2) * LORA_U24 * (fabs(w) + S[o * in + k]) + uw * fabs(r) + sw);
+            }
+        lcx_tensor hw = W.t, ha = A.t, hb = B.t, dw_ = lview_dev(&W), da_ = lview_dev(&A), db_ = lview_dev(&B);
+        if (lcx_lora_merge(cpu, &hw, &ha, &hb, s) != LCX_OK)
+            lcx_fail_msg("%s: cpu: %s", desc, lcx_last_error());
+        const lcx_status st = lcx_lora_merge(gpu, &dw_, &da_, &db_, s);
+        if (st != LCX_OK)
+            lcx_fail_msg("%s: cuda: %s: %s", desc, lcx_status_string(st), lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        unsigned char *wg = lview_back(&W), *wc = malloc(W.bytes);
+        memcpy(wc, W.host, W.bytes);
+        lora_expect(&W, wc, ref, tol, NULL, NULL, desc, "cpu scalar merge");
+        lora_expect(&W, wg, ref, tol, NULL, NULL, desc, "cuda merge");
+        /* unmerge (-s) on each side from its own merged W: back to W within
+         * two roundings, test_lora.c's merge-then-unmerge bound */
+        if (lcx_lora_merge(cpu, &hw, &ha, &hb, -s) != LCX_OK)
+            lcx_fail_msg("%s: cpu unmerge: %s", desc, lcx_last_error());
+        if (lcx_lora_merge(gpu, &dw_, &da_, &db_, -s) != LCX_OK)
+            lcx_fail_msg("%s: cuda unmerge: %s", desc, lcx_last_error());
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        unsigned char *wg2 = lview_back(&W);
+        char d2[300];
+        snprintf(d2, sizeof d2, "%s, then unmerged", desc);
+        for (int side = 0; side < 2; side++) {
+            const unsigned char *merged = side ? wg : wc;
+            for (int64_t o = 0; o < out; o++)
+                for (int64_t k = 0; k < in; k++) {
+                    const double wm = lora_get(dw, merged, lview_at(&W, o, k)), w = W.v[o * in + k];
+                    ref[o * in + k] = w;
+                    tol[o * in + k] = LORA_TOL_C * ((double)(R + 2) * LORA_U24 * (fabs(w) + fabs(wm) + 2 * S[o * in + k]) +
+                                                    uw * (fabs(wm) + fabs(w)) + 2 * sw);
+                }
+            lora_expect(&W, side ? wg2 : W.host, ref, tol, NULL, NULL, d2, side ? "cuda" : "cpu scalar");
+        }
+        lview_unchanged(&A, "lora_merge A");
+        lview_unchanged(&B, "lora_merge B");
+        free(wg);
+        free(wg2);
+        free(wc);
+        free(ref);
+        free(tol);
+        free(S);
+        lview_free(&W);
+        lview_free(&A);
+        lview_free(&B);
+    }
+}
+
+/* ---- bad input ---- */
+
+/* Each invalid call on the CUDA context returns LCX_E_INVALID with the
+ * message the CPU context gives for the same call on host buffers of the
+ * same layout, and no device byte changes. */
+static void lora_expect_same_refusal(lcx_status sg, const char *mg, lcx_status sc, const char *mc, const char *what)
+{
+    if (sg != LCX_E_INVALID || sc != LCX_E_INVALID)
+        lcx_fail_msg("%s: cuda %s, cpu %s, want LCX_E_INVALID (%s)", what, lcx_status_string(sg),
+                     lcx_status_string(sc), mg);
+    if (strcmp(mg, mc) != 0)
+        lcx_fail_msg("%s: cuda says '%s', cpu says '%s'", what, mg, mc);
+}
+
+static void test_cuda_lora_bad_input(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 20);
+    /* x [4][8], W [6][8], bias [6], A [2][8], B [6][2], y [4][6] f32 (buffers
+     * large enough for the wrong shapes below), adapters of ranks 2, 3, 2 */
+    lview x, w, bias, a, b, y, A[3], B[3];
+    lview_make(&x, LCX_F32, 2, 4, 8, LL_DENSE, 1, &rng);
+    lview_make(&w, LCX_F32, 2, 8, 8, LL_DENSE, 1, &rng);
+    lview_make(&bias, LCX_F32, 1, 1, 32, LL_DENSE, 1, &rng);
+    lview_make(&a, LCX_F32, 2, 4, 8, LL_DENSE, 1, &rng);
+    lview_make(&b, LCX_F32, 2, 8, 4, LL_DENSE, 1, &rng);
+    lview_make(&y, LCX_F32, 2, 4, 8, LL_DENSE, 1, &rng);
+    for (int i = 0; i < 3; i++) {
+        lview_make(&A[i], LCX_F32, 2, 4, 8, LL_DENSE, 1, &rng);
+        lview_make(&B[i], LCX_F32, 2, 8, 4, LL_DENSE, 1, &rng);
+    }
+    lview *all[12] = {&x, &w, &bias, &a, &b, &y, &A[0], &B[0], &A[1], &B[1], &A[2], &B[2]};
+    const int64_t sx[2] = {4, 8}, sw[2] = {6, 8}, sb[1] = {6}, sa[2] = {2, 8}, sB[2] = {6, 2}, sy[2] = {4, 6};
+    const int64_t ranks[3] = {2, 3, 2};
+    char mg[512];
+    /* linear */
+    for (int cse = 0;; cse++) {
+        lcx_tensor t[2][6];
+        const lcx_tensor *p[2][6];
+        float s = 0.5f;
+        int ok = 1;
+        const char *what = "";
+        for (int side = 0; side < 2; side++) {
+            lcx_tensor *tx = &t[side][0], *tw = &t[side][1], *tb = &t[side][2], *ta = &t[side][3], *tB = &t[side][4],
+                       *ty = &t[side][5];
+            lcx_tensor_init(tx, (side ? lview_dev(&x) : x.t).data, LCX_F32, 2, sx);
+            lcx_tensor_init(tw, (side ? lview_dev(&w) : w.t).data, LCX_F32, 2, sw);
+            lcx_tensor_init(tb, (side ? lview_dev(&bias) : bias.t).data, LCX_F32, 1, sb);
+            lcx_tensor_init(ta, (side ? lview_dev(&a) : a.t).data, LCX_F32, 2, sa);
+            lcx_tensor_init(tB, (side ? lview_dev(&b) : b.t).data, LCX_F32, 2, sB);
+            lcx_tensor_init(ty, (side ? lview_dev(&y) : y.t).data, LCX_F32, 2, sy);
+            for (int i = 0; i < 6; i++)
+                p[side][i] = &t[side][i];
+            switch (cse) {
+            case 0: tw->shape[1] = 7; tw->stride[0] = 7; what = "W in != x in"; break;
+            case 1: tw->shape[0] = 5; what = "W out != y out"; break;
+            case 2: tb->shape[0] = 5; what = "bias length != out"; break;
+            case 3: ta->shape[1] = 7; ta->stride[0] = 7; what = "A in != x in"; break;
+            case 4: tB->shape[0] = 5; what = "B out != y out"; break;
+            case 5: ta->shape[0] = 3; what = "A rank 3 != B rank 2"; break;
+            case 6: ty->shape[0] = 3; what = "y tokens != x tokens"; break;
+            case 7: ta->shape[0] = 0; tB->shape[1] = 0; tB->stride[0] = 1; what = "rank 0"; break;
+            case 8: p[side][4] = NULL; what = "A without B"; break;
+            case 9: s = NAN; what = "NaN scale"; break;
+            case 10: s = -INFINITY; what = "-inf scale"; break;
+            case 11: ty->data = tx->data; what = "y aliasing x"; break;
+            case 12: ty->data = tw->data; what = "y aliasing W"; break;
+            case 13: ty->data = (float *)ta->data + 3; what = "y overlapping A"; break;
+            case 14: ty->data = (float *)tB->data + 5; what = "y overlapping B"; break;
+            case 15: ty->data = tb->data; what = "y overlapping bias"; break;
+            case 16: ty->stride[0] = 0; what = "y rows sharing memory"; break;
+            case 17: ty->shape[1] = 5; p[side][1] = NULL; what = "y out != B out (no W)"; break;
+            case 18: p[side][0] = NULL; what = "NULL x"; break;
+            default: ok = 0; break;
+            }
+        }
+        if (!ok)
+            break;
+        const lcx_status sc = lcx_lora_linear(cpu, p[0][0], p[0][1], p[0][2], p[0][3], p[0][4], s, p[0][5], cse & 1);
+        snprintf(mg, sizeof mg, "%s", lcx_last_error());
+        const lcx_status sg = lcx_lora_linear(gpu, p[1][0], p[1][1], p[1][2], p[1][3], p[1][4], s, p[1][5], cse & 1);
+        lora_expect_same_refusal(sg, lcx_last_error(), sc, mg, what);
+    }
+    /* batched */
+    for (int cse = 0;; cse++) {
+        lcx_tensor tx[2], ty[2];
+        lcx_lora_adapter ad[2][3];
+        const lcx_lora_adapter *pad[2] = {ad[0], ad[1]};
+        int32_t map[4] = {0, 1, -1, 0};
+        int32_t n = 3;
+        int ok = 1;
+        const char *what = "";
+        for (int side = 0; side < 2; side++) {
+            lcx_tensor_init(&tx[side], (side ? lview_dev(&x) : x.t).data, LCX_F32, 2, sx);
+            lcx_tensor_init(&ty[side], (side ? lview_dev(&y) : y.t).data, LCX_F32, 2, sy);
+            for (int i = 0; i < 3; i++) {
+                const int64_t s2a[2] = {ranks[i], 8}, s2b[2] = {6, ranks[i]};
+                lcx_tensor_init(&ad[side][i].a, (side ? lview_dev(&A[i]) : A[i].t).data, LCX_F32, 2, s2a);
+                lcx_tensor_init(&ad[side][i].b, (side ? lview_dev(&B[i]) : B[i].t).data, LCX_F32, 2, s2b);
+                ad[side][i].scale = 0.5f;
+            }
+            switch (cse) {
+            case 0: map[3] = 3; what = "adapter index == n_adapters"; break;
+            case 1: map[2] = -2; what = "adapter index -2"; break;
+            case 2: n = -1; pad[side] = NULL; what = "n_adapters < 0"; break; /* (message prints the pointer) */
+            case 3: pad[side] = NULL; what = "adapters NULL with n_adapters 3"; break;
+            case 4: ad[side][1].a.shape[1] = 7; ad[side][1].a.stride[0] = 7; what = "adapter A in != x in"; break;
+            case 5: ad[side][0].b.shape[0] = 5; what = "adapter B out != y out"; break;
+            case 6: ad[side][1].a.shape[0] = 2; what = "adapter A rank != B rank"; break;
+            case 7: ad[side][1].scale = NAN; what = "adapter NaN scale"; break;
+            case 8: ad[side][2].scale = INFINITY; what = "unused adapter inf scale"; break;
+            case 9: ty[side].data = tx[side].data; what = "y aliasing x"; break;
+            case 10: ty[side].data = (float *)ad[side][0].b.data + 2; what = "y overlapping adapter 0 B"; break;
+            case 11: ty[side].data = ad[side][2].a.data; what = "y aliasing unused adapter A"; break;
+            case 12: ty[side].shape[0] = 3; what = "y tokens != x tokens"; break;
+            default: ok = 0; break;
+            }
+        }
+        if (!ok)
+            break;
+        const lcx_status sc = lcx_lora_batched(cpu, &tx[0], pad[0], n, map, &ty[0]);
+        snprintf(mg, sizeof mg, "%s", lcx_last_error());
+        const lcx_status sg = lcx_lora_batched(gpu, &tx[1], pad[1], n, map, &ty[1]);
+        lora_expect_same_refusal(sg, lcx_last_error(), sc, mg, what);
+    }
+    /* merge: W [6][8] at w, A [2][8] at a, B [6][2] at b */
+    for (int cse = 0;; cse++) {
+        lcx_tensor tw[2], ta[2], tB[2];
+        float s = 0.5f;
+        int ok = 1;
+        const char *what = "";
+        for (int side = 0; side < 2; side++) {
+            lcx_tensor_init(&tw[side], (side ? lview_dev(&w) : w.t).data, LCX_F32, 2, sw);
+            lcx_tensor_init(&ta[side], (side ? lview_dev(&a) : a.t).data, LCX_F32, 2, sa);
+            lcx_tensor_init(&tB[side], (side ? lview_dev(&b) : b.t).data, LCX_F32, 2, sB);
+            switch (cse) {
+            case 0: tw[side].shape[1] = 7; tw[side].stride[0] = 7; what = "W in != A in"; break;
+            case 1: tw[side].shape[0] = 5; what = "W out != B out"; break;
+            case 2: ta[side].shape[0] = 3; what = "A rank 3 != B rank 2"; break;
+            case 3: ta[side].shape[0] = 0; tB[side].shape[1] = 0; tB[side].stride[0] = 1; what = "rank 0"; break;
+            case 4: s = INFINITY; what = "inf scale"; break;
+            case 5: tw[side].data = ta[side].data; what = "W aliasing A"; break;
+            case 6: tw[side].data = (float *)tB[side].data + 1; what = "W overlapping B"; break;
+            case 7: tw[side].stride[0] = 0; what = "W rows sharing memory"; break;
+            default: ok = 0; break;
+            }
+        }
+        if (!ok)
+            break;
+        const lcx_status sc = lcx_lora_merge(cpu, &tw[0], &ta[0], &tB[0], s);
+        snprintf(mg, sizeof mg, "%s", lcx_last_error());
+        const lcx_status sg = lcx_lora_merge(gpu, &tw[1], &ta[1], &tB[1], s);
+        lora_expect_same_refusal(sg, lcx_last_error(), sc, mg, what);
+    }
+    assert_int_equal(lcx_lora_linear(NULL, &x.t, NULL, NULL, NULL, NULL, 1.0f, &y.t, 0), LCX_E_INVALID);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    for (int i = 0; i < 12; i++) {
+        lview_unchanged(all[i], "lora wrote on bad input");
+        lview_free(all[i]);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1000,6 +2462,15 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cuda_rope_shift_vs_scalar),
         cmocka_unit_test(test_cuda_samplers_vs_cpu),
         cmocka_unit_test(test_cuda_rope_bad_input),
+        cmocka_unit_test(test_cuda_lora_linear_vs_scalar),
+        cmocka_unit_test(test_cuda_lora_batched_vs_scalar),
+        cmocka_unit_test(test_cuda_lora_merge_vs_scalar),
+        cmocka_unit_test(test_cuda_lora_bad_input),
+        cmocka_unit_test(test_cuda_attention_shapes),
+        cmocka_unit_test(test_cuda_attention_dtypes_varlen_decode),
+        cmocka_unit_test(test_cuda_attention_merge),
+        cmocka_unit_test(test_cuda_attention_bad_input),
+        cmocka_unit_test(test_cuda_attention_s2),
     };
     char *args[2] = {argv[0], "auto"};
     if (setup(NULL) != 0) {

@@ -17,6 +17,19 @@
  * Results do not depend on the thread count. y must not overlap any input;
  * the check compares address ranges, so y and x as column slices of one
  * buffer are refused too.
+ *
+ * CUDA context: the data of every tensor (x, w, bias, a, b, y, the adapters'
+ * a and b) is device memory; the tensor descriptors, the adapter array and
+ * adapter_of_token stay in host memory. Arguments are validated on the host
+ * with the CPU's rules and messages before anything is queued, so bad input
+ * writes nothing; the work is then queued on the context's stream
+ * (lcx_context_synchronize waits for it). Same arithmetic: f32 accumulation,
+ * the low-rank term in f32 (u = s x A^T kept in f32, its `rank` products
+ * added to the output tile with f32 FMAs), one rounding of y. x and W of one
+ * 16-bit dtype run on tensor cores (sm_80 and later; products of 16-bit
+ * values are exact in f32, sums in f32); other dtype mixes, and W NULL, on
+ * an f32 SIMT GEMM. Results stay within the CPU test suite's bound of the
+ * exact value, so CPU and CUDA agree within twice it, not bit for bit.
  */
 #ifndef LONGCTX_LORA_H
 #define LONGCTX_LORA_H
@@ -55,7 +68,12 @@ typedef struct lcx_lora_adapter {
  *  adapter over all its tokens costs. Invalid: an index < -1 or >=
  *  n_adapters, n_adapters < 0, adapters NULL with n_adapters > 0, an
  *  adapter whose shapes do not match x and y or whose scale is not finite,
- *  y overlapping x or any adapter. */
+ *  y overlapping x or any adapter.
+ *  CUDA context: adapters and adapter_of_token are host arrays (checked and
+ *  grouped by adapter on the host); the grouping goes to the device through
+ *  the context's pinned staging buffer, so the call may wait until the
+ *  previous upload from that buffer has been read by the device. One launch
+ *  forms x A_i^T for every adapter, one adds every delta. */
 LCX_API lcx_status lcx_lora_batched(struct lcx_context *ctx, const lcx_tensor *x,
                                     const lcx_lora_adapter *adapters, int32_t n_adapters,
                                     const int32_t *adapter_of_token, const lcx_tensor *y);
@@ -63,7 +81,9 @@ LCX_API lcx_status lcx_lora_batched(struct lcx_context *ctx, const lcx_tensor *x
 /** W += scale B A in place, in f32 with one rounding per element to W's
  *  dtype (unmerge: the same call with -scale; merge then unmerge restores W
  *  within that rounding). W [out][in], A [rank][in], B [out][rank]. Invalid:
- *  shape mismatch, rank 0, non-finite scale, W overlapping A or B. */
+ *  shape mismatch, rank 0, non-finite scale, W overlapping A or B.
+ *  CUDA context: W, A and B data are device memory; one elementwise kernel
+ *  (f32 FMAs over the rank, one rounding). */
 LCX_API lcx_status lcx_lora_merge(struct lcx_context *ctx, const lcx_tensor *w, const lcx_tensor *a,
                                   const lcx_tensor *b, float scale);
 

@@ -41,6 +41,8 @@ extern "C" void lcx_cuda_close(lcx_cuda_state *s)
         return;
     {
         lcx_device_scope scope(s->device);
+        if (s->scratch)
+            cudaFreeAsync(s->scratch, s->stream);
         cudaStreamSynchronize(s->stream);
         if (s->staging) {
             cudaEventDestroy(s->staged);
@@ -88,6 +90,65 @@ extern "C" lcx_status lcx_cuda_copy(lcx_cuda_state *s, void *dst, const void *sr
     return LCX_OK;
 }
 
+lcx_status lcx_cuda_scratch(lcx_cuda_state *s, size_t bytes, void **out)
+{
+    if (bytes <= s->scratch_bytes && s->scratch) {
+        *out = s->scratch;
+        return LCX_OK;
+    }
+    /* stream-ordered: the old block is released after the work queued on
+     * it, the new one is usable by everything queued from here on */
+    if (s->scratch) {
+        LCX_CUDA_TRY(cudaFreeAsync(s->scratch, s->stream));
+        s->scratch = NULL;
+        s->scratch_bytes = 0;
+    }
+    size_t sz = bytes + (bytes >> 2); /* headroom for the next, slightly larger call */
+    sz = sz < bytes ? bytes : (sz + ((size_t)1 << 16) - 1) & ~(((size_t)1 << 16) - 1);
+    void *p = NULL;
+    LCX_CUDA_TRY(cudaMallocAsync(&p, sz, s->stream));
+    s->scratch = p;
+    s->scratch_bytes = sz;
+    *out = p;
+    return LCX_OK;
+}
+
+lcx_status lcx_cuda_staging(lcx_cuda_state *s, size_t bytes, void **out)
+{
+    if (!s->staging) {
+        LCX_CUDA_TRY(cudaEventCreateWithFlags(&s->staged, cudaEventDisableTiming));
+    } else {
+        LCX_CUDA_TRY(cudaEventSynchronize(s->staged)); /* the previous upload has been read */
+        if (bytes <= s->staging_bytes) {
+            *out = s->staging;
+            return LCX_OK;
+        }
+        cudaFreeHost(s->staging);
+        s->staging = NULL;
+        s->staging_bytes = 0;
+    }
+    size_t sz = bytes < ((size_t)1 << 14) ? (size_t)1 << 14 : bytes + (bytes >> 2);
+    sz = sz < bytes ? bytes : sz;
+    void *p = NULL;
+    const cudaError_t e = cudaMallocHost(&p, sz);
+    if (e != cudaSuccess) {
+        /* no buffer: the event goes with it, as lcx_cuda_close expects */
+        cudaEventDestroy(s->staged);
+        return lcx_cuda_status(e, "cudaMallocHost");
+    }
+    s->staging = p;
+    s->staging_bytes = sz;
+    *out = p;
+    return LCX_OK;
+}
+
+lcx_status lcx_cuda_upload(lcx_cuda_state *s, void *dev, size_t bytes)
+{
+    LCX_CUDA_TRY(cudaMemcpyAsync(dev, s->staging, bytes, cudaMemcpyHostToDevice, s->stream));
+    LCX_CUDA_TRY(cudaEventRecord(s->staged, s->stream));
+    return LCX_OK;
+}
+
 extern "C" const char *lcx_cuda_kernel_name(const char *op)
 {
     static const char *const names[][2] = {
@@ -96,7 +157,18 @@ extern "C" const char *lcx_cuda_kernel_name(const char *op)
         {"convert_f32_f16", "lcx_k_convert_f32_f16__cuda"},
         {"convert_f16_f32", "lcx_k_convert_f16_f32__cuda"},
         {"merge", "lcx_k_merge__cuda"},
+        /* LoRA: tensor-core (16-bit x and W) or f32 SIMT tiled GEMM with the
+         * low-rank term in f32 */
+        {"gemm_ukr", "lcx_k_lora_gemm__cuda"},
         {"row_lse", "lcx_k_row_lse__cuda"},
+        /* attention: one fused SIMT kernel (tiles of 32 keys, online softmax)
+         * serves the tile products, max and exp of the CPU's blocked loop */
+        {"attn_qk", "lcx_k_attention__cuda"},
+        {"attn_pv", "lcx_k_attention__cuda"},
+        {"attn_max", "lcx_k_attention__cuda"},
+        {"attn_exp", "lcx_k_attention__cuda"},
+        {"attn_qk_direct", "lcx_k_attention__cuda"},
+        {"attn_pv_direct", "lcx_k_attention__cuda"},
         /* one fused kernel forms the angles and rotates every head of a token */
         {"rope_cossin", "lcx_k_rope__cuda"},
         {"rope_cossin_f32", "lcx_k_rope__cuda"},

@@ -17,6 +17,11 @@ struct lcx_cuda_state {
     void *staging;
     size_t staging_bytes;
     cudaEvent_t staged;
+    /* device scratch (stream-ordered allocation on `stream`), grown on
+     * demand and kept: per-call temporaries of the ops (LoRA's u = s x A^T,
+     * uploaded index lists) */
+    void *scratch;
+    size_t scratch_bytes;
 };
 
 /* A failed call is reported and the thread's last-error slot cleared, so
@@ -58,6 +63,19 @@ struct lcx_device_scope {
  * kernel that writes is queued. */
 lcx_status lcx_cuda_first_outside(lcx_cuda_state *s, const int64_t *v, int64_t n, int64_t lo, int64_t hi,
                                   int64_t *first, int64_t *value);
+
+/* At least `bytes` of the state's device scratch, for work queued on its
+ * stream (contents are not kept between calls). */
+lcx_status lcx_cuda_scratch(lcx_cuda_state *s, size_t bytes, void **out);
+
+/* The pinned staging buffer, at least `bytes` (and never less than the
+ * 16 KiB that rope.cu's tables take from it), once the previous upload from
+ * it has been read; fill it, then queue the copy with lcx_cuda_upload. */
+lcx_status lcx_cuda_staging(lcx_cuda_state *s, size_t bytes, void **out);
+
+/* Queue the copy of the first `bytes` of the staging buffer to `dev` on the
+ * state's stream and record `staged` after it. */
+lcx_status lcx_cuda_upload(lcx_cuda_state *s, void *dev, size_t bytes);
 
 #define LCX_CUDA_TRY(call)                                                    \
     do {                                                                      \

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "longctx/common.h"
+#include "longctx/lora.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,6 +81,45 @@ lcx_status lcx_cuda_pose_batch(lcx_cuda_state *s, const char *op, uint64_t seed,
                                int64_t *index_out, int64_t *pos_out, int64_t *n_out);
 lcx_status lcx_cuda_randpos_batch(lcx_cuda_state *s, const char *op, uint64_t seed, uint64_t stream, int64_t rows,
                                   int64_t n, int64_t target_len, int64_t *pos_out);
+
+/* LoRA on device (validated lcx_lora_linear / lcx_lora_batched /
+ * lcx_lora_merge arguments; tensor data in device memory, the tensor
+ * descriptors and the adapter array in host memory), queued on the state's
+ * stream; f32 accumulation, one rounding of the output, like the CPU.
+ * lcx_cuda_lora_batched takes the tokens grouped by adapter on the host:
+ * idx[start[i] .. start[i + 1]) are the tokens of adapter i in order
+ * (start has n_adapters + 1 entries); it uploads them through the pinned
+ * staging buffer. */
+lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *x, const lcx_tensor *w, const lcx_tensor *bias,
+                                const lcx_tensor *a, const lcx_tensor *b, float scale, const lcx_tensor *y,
+                                int accumulate);
+lcx_status lcx_cuda_lora_batched(lcx_cuda_state *s, const lcx_tensor *x, const lcx_lora_adapter *adapters,
+                                 int32_t n_adapters, const int32_t *idx, const int32_t *start, const lcx_tensor *y);
+lcx_status lcx_cuda_lora_merge(lcx_cuda_state *s, const lcx_tensor *w, const lcx_tensor *a, const lcx_tensor *b,
+                               float scale);
+
+/* Attention on device (validated lcx_attention_forward /
+ * lcx_attention_s2_forward arguments; q, k, v, out data and lse in device
+ * memory, cu_q/cu_k on the host, copied during the call), queued on the
+ * state's stream. s2: 0 off, else 1 + lcx_s2_mode with group g, first shifted
+ * head h0 and the roll amounts fwd/back of lib/attention.c. `op` names the
+ * public call in error messages. */
+typedef struct lcx_cuda_attn_desc {
+    const char *op;
+    int64_t B, Sq, Sk, H, Hkv, D, Dv;
+    float scale, softcap; /* scale resolved (never 0) */
+    int32_t causal;
+    int64_t window;       /* < 0: none */
+    const int64_t *cu_q, *cu_k;
+    int64_t n_seqs;
+    int32_t s2;
+    int64_t g, h0, fwd, back;
+} lcx_cuda_attn_desc;
+lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_desc *d, const lcx_tensor *q,
+                              const lcx_tensor *k, const lcx_tensor *v, const lcx_tensor *out, float *lse);
+/* lcx_attention_merge on device (validated arguments, device memory). */
+lcx_status lcx_cuda_attention_merge(lcx_cuda_state *s, const lcx_tensor *out_a, const float *lse_a,
+                                    const lcx_tensor *out_b, const float *lse_b, const lcx_tensor *out, float *lse);
 
 /* Device memory for tests and the bench (synchronous copies). */
 lcx_status lcx_cuda_alloc(lcx_cuda_state *s, size_t bytes, void **out);

@@ -1,0 +1,843 @@
+/* CUDA LoRA linear layers (lcx_lora_linear, lcx_lora_batched, lcx_lora_merge)
+ * on device memory, with the CPU engine's arithmetic (lib/lora.c):
+ *
+ *   y[t][o] = [y_old +] (sum_k x[t][k] W[o][k] + sum_r u[t][r] B[o][r]) + bias[o],
+ *   u[t][r] = s * sum_k x[t][k] A[r][k]
+ *
+ * every sum in f32 and y rounded once (fp_bits.h's round to nearest even).
+ *
+ * Kernels (256 threads each):
+ *  - lcx_lora_mma_kernel: x W^T for x and W of one 16-bit dtype on tensor
+ *    cores. Block tile BM tokens x BN outputs (128 x 128, two stages, for
+ *    many tokens; 64 x 64, four stages, for up to 64), reduction step
+ *    BK = 32. Tiles of x and W go to shared memory as stored (rows padded to
+ *    40 halves: 16-byte aligned, conflict-free for ldmatrix) by cp.async
+ *    16-byte copies where rows allow (inner stride 1, row stride and base
+ *    16-byte aligned), element by element otherwise, into a multi-stage
+ *    ring. 8 warps as 2 x 4, each a (BM/2) x (BN/4) tile of
+ *    mma.sync.m16n8k16 (f32 accumulation; 16-bit products are exact in
+ *    f32), fragments read with ldmatrix.x4. Epilogue: the low-rank term u B^T
+ *    is added to the f32 accumulators with f32 FMAs (u and B staged in
+ *    shared memory 32 ranks at a time), then bias and y_old; one rounding.
+ *    Before sm_80 the same tiles are multiplied with f32 FMAs instead.
+ *  - lcx_lora_simt_kernel: an f32 SIMT tiled GEMM for every other dtype
+ *    combination (and W NULL): tiles BM x BN (64 x 64, or 128 x 16 for
+ *    u = s x A^T of rank <= 16), 16 reduction steps per stage through
+ *    registers into shared memory, each thread a (BM/16) x (BN/16) tile.
+ *    Its reduction runs over [x | u] against [W | B], K + R steps, like the
+ *    CPU engine, so the low-rank term lands in the same accumulator. It also
+ *    forms u (rows of x gathered by index for lcx_lora_batched; the
+ *    reduction split over blockIdx.z when there are few tiles and many
+ *    features, the slices summed in order by lcx_lora_usum_kernel), and runs
+ *    lists of problems in one launch (one tile per block).
+ *  - lcx_lora_merge_kernel: W += s B A elementwise, f32 FMA over the rank.
+ *
+ * lcx_lora_batched: the host groups tokens by adapter (lib/lora.c); the
+ * index list, one problem per adapter for u and one for the delta, and the
+ * tile lists are uploaded once through the pinned staging buffer. One launch
+ * forms u for every adapter (each tile one adapter's tokens x ranks), one
+ * launch adds every delta (each tile one adapter's tokens x outputs, its own
+ * rank); tokens with adapter -1 are in no list and their rows are not
+ * touched. u lives in the state's device scratch, so repeated calls
+ * allocate nothing.
+ *
+ * Sums run in an order fixed by the shape: results do not depend on the run.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "cuda_check.cuh"
+#include "../common/fp_bits.h"
+
+#define LCX_LORA_THREADS 256
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define LCX_LORA_SM80 1 /* mma.sync bf16/f16 m16n8k16, ldmatrix, cp.async */
+#else
+#define LCX_LORA_SM80 0
+#endif
+
+namespace {
+
+/* A strided matrix view (a vector: rs 0), dtype 0 f32, 1 f16, 2 bf16;
+ * p NULL: absent. */
+struct lcx_lv {
+    char *p;
+    int64_t rs, cs;
+    int32_t dt;
+};
+
+/* One GEMM: y = [y_old +] alpha (x W^T + u B^T) + bias over M logical rows
+ * and N outputs, K features of x, R ranks of u. Logical row m is row
+ * xmap[m] of x and ymap[m] of y (maps NULL: identity), row m of u. */
+struct lcx_lprob {
+    lcx_lv x, w, b, bias, y;
+    const float *u; /* f32 [M][ldu] */
+    int64_t ldu;
+    const int32_t *xmap, *ymap;
+    int64_t M, N, K, R;
+    float alpha;
+    int32_t accumulate;
+};
+
+struct lcx_lsimt_args {
+    lcx_lprob one;            /* the problem when probs is NULL */
+    const lcx_lprob *probs;   /* device array: problems of a grouped launch */
+    const int4 *tiles;        /* device array: (problem, m0, n0, -) of block blockIdx.x */
+    int64_t kchunk;           /* reduction columns per blockIdx.z (split: R = 0 and the
+                               * slices go to y + z yz unscaled, summed by usum) */
+    int64_t yz;               /* elements between slices of y */
+};
+
+__device__ __forceinline__ float lcx_ld(const char *p, int32_t dt, int64_t off)
+{
+    return lcx_load_elem(p, dt, (size_t)off);
+}
+
+/* y[m][o] = [y_old +] alpha acc + bias, rounded once (the CPU epilogue's
+ * order of operations, no contraction) */
+__device__ __forceinline__ void lcx_lora_put(const lcx_lprob &P, char *ybase, int64_t m, int64_t o, float acc,
+                                             float alpha)
+{
+    float v = __fmul_rn(alpha, acc);
+    if (P.bias.p)
+        v = __fadd_rn(v, lcx_ld(P.bias.p, P.bias.dt, o * P.bias.cs));
+    const int64_t r = P.ymap ? (int64_t)P.ymap[m] : m;
+    const int64_t off = r * P.y.rs + o * P.y.cs;
+    if (P.accumulate)
+        v = __fadd_rn(lcx_ld(ybase, P.y.dt, off), v);
+    lcx_store_elem(ybase, P.y.dt, (size_t)off, v);
+}
+
+/* ---- SIMT f32 tiled GEMM ---- */
+
+template <int BM, int BN>
+__device__ __forceinline__ void lcx_simt_tile(const lcx_lprob &P, int64_t m0, int64_t n0, int64_t kz0, int64_t K,
+                                              float alpha, char *ybase, float (&xs)[16][BM + 1],
+                                              float (&ws)[16][BN + 1])
+{
+    constexpr int TM = BM / 16, TN = BN / 16, LX = BM / 16, LW = BN / 16;
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int64_t Kt = K + P.R, nk = (Kt + 15) / 16;
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++)
+            acc[i][j] = 0.0f;
+    float rx[LX], rw[LW];
+    /* stage kt of [x | u] and [W | B] into registers: element e = tid + 256 i
+     * is row e / 16, reduction step e % 16 (consecutive threads along k) */
+    auto fetch = [&](int64_t kt) {
+#pragma unroll
+        for (int i = 0; i < LX; i++) {
+            const int e = tid + LCX_LORA_THREADS * i, row = e >> 4;
+            const int64_t vk = kt * 16 + (e & 15), m = m0 + row;
+            float v = 0.0f;
+            if (m < P.M) {
+                if (vk < K) {
+                    const int64_t xr = P.xmap ? (int64_t)P.xmap[m] : m;
+                    v = lcx_ld(P.x.p, P.x.dt, xr * P.x.rs + (kz0 + vk) * P.x.cs);
+                } else if (vk < Kt) {
+                    v = P.u[m * P.ldu + (vk - K)];
+                }
+            }
+            rx[i] = v;
+        }
+#pragma unroll
+        for (int i = 0; i < LW; i++) {
+            const int e = tid + LCX_LORA_THREADS * i, row = e >> 4;
+            const int64_t vk = kt * 16 + (e & 15), o = n0 + row;
+            float v = 0.0f;
+            if (o < P.N) {
+                if (vk < K)
+                    v = lcx_ld(P.w.p, P.w.dt, o * P.w.rs + (kz0 + vk) * P.w.cs);
+                else if (vk < Kt)
+                    v = lcx_ld(P.b.p, P.b.dt, o * P.b.rs + (vk - K) * P.b.cs);
+            }
+            rw[i] = v;
+        }
+    };
+    if (nk > 0)
+        fetch(0);
+    for (int64_t kt = 0; kt < nk; kt++) {
+#pragma unroll
+        for (int i = 0; i < LX; i++) {
+            const int e = tid + LCX_LORA_THREADS * i;
+            xs[e & 15][e >> 4] = rx[i];
+        }
+#pragma unroll
+        for (int i = 0; i < LW; i++) {
+            const int e = tid + LCX_LORA_THREADS * i;
+            ws[e & 15][e >> 4] = rw[i];
+        }
+        __syncthreads();
+        if (kt + 1 < nk)
+            fetch(kt + 1); /* the next stage's loads overlap this stage's FMAs */
+#pragma unroll
+        for (int kk = 0; kk < 16; kk++) {
+            float av[TM], bv[TN];
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+                av[i] = xs[kk][ty + 16 * i];
+#pragma unroll
+            for (int j = 0; j < TN; j++)
+                bv[j] = ws[kk][tx + 16 * j];
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int j = 0; j < TN; j++)
+                    acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++) {
+            const int64_t m = m0 + ty + 16 * i, o = n0 + tx + 16 * j;
+            if (m < P.M && o < P.N)
+                lcx_lora_put(P, ybase, m, o, acc[i][j], alpha);
+        }
+}
+
+template <int BM, int BN>
+__global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_simt_kernel(const __grid_constant__ lcx_lsimt_args a)
+{
+    static_assert(BM % 16 == 0 && BN % 16 == 0 && BM >= 16 && BN >= 16, "tile shape");
+    __shared__ float xs[16][BM + 1];
+    __shared__ float ws[16][BN + 1];
+    const int4 t = a.probs ? a.tiles[blockIdx.x] : make_int4(0, (int)blockIdx.x, (int)blockIdx.y, 0);
+    /* the problem is read where it is (global or parameter memory), field
+     * by field, not copied into registers */
+    const lcx_lprob &P = a.probs ? a.probs[t.x] : a.one;
+    const int64_t m0 = a.probs ? (int64_t)t.y : (int64_t)t.y * BM;
+    int64_t n0 = a.probs ? (int64_t)t.z : (int64_t)t.z * BN;
+    const int64_t kz0 = (int64_t)blockIdx.z * a.kchunk;
+    const int64_t krem = P.K - kz0, K = krem < a.kchunk ? krem : a.kchunk;
+    const float alpha = gridDim.z > 1 ? 1.0f : P.alpha;
+    char *ybase = P.y.p + (size_t)((int64_t)blockIdx.z * a.yz) * (P.y.dt == 0 ? 4 : 2);
+    for (;;) {
+        lcx_simt_tile<BM, BN>(P, m0, n0, kz0, K > 0 ? K : 0, alpha, ybase, xs, ws);
+        if (a.probs)
+            break;
+        n0 += (int64_t)gridDim.y * BN;
+        if (n0 >= P.N)
+            break;
+    }
+}
+
+/* u = alpha * (sum of the ks slices in order) into slice ks, over the tiles
+ * of the split GEMM that wrote the slices (y f32, inner stride 1) */
+template <int BM, int BN>
+__global__ void __launch_bounds__(LCX_LORA_THREADS)
+    lcx_lora_usum_kernel(const __grid_constant__ lcx_lsimt_args a, int32_t ks)
+{
+    const int4 t = a.probs ? a.tiles[blockIdx.x] : make_int4(0, (int)blockIdx.x, (int)blockIdx.y, 0);
+    const lcx_lprob &P = a.probs ? a.probs[t.x] : a.one;
+    const int64_t m0 = a.probs ? (int64_t)t.y : (int64_t)t.y * BM;
+    int64_t n0 = a.probs ? (int64_t)t.z : (int64_t)t.z * BN;
+    float *y = reinterpret_cast<float *>(P.y.p);
+    for (;;) {
+        for (int e = threadIdx.x; e < BM * BN; e += LCX_LORA_THREADS) {
+            const int64_t m = m0 + e / BN, o = n0 + e % BN;
+            if (m >= P.M || o >= P.N)
+                continue;
+            const int64_t off = m * P.y.rs + o;
+            float s = 0.0f;
+            for (int32_t z = 0; z < ks; z++)
+                s = __fadd_rn(s, y[z * a.yz + off]);
+            y[ks * a.yz + off] = __fmul_rn(P.alpha, s);
+        }
+        if (a.probs)
+            break;
+        n0 += (int64_t)gridDim.y * BN;
+        if (n0 >= P.N)
+            break;
+    }
+}
+
+/* ---- tensor-core GEMM (16-bit x and W of one dtype) ---- */
+
+__device__ __forceinline__ void lcx_cp_async16(void *smem, const void *gmem)
+{
+#if LCX_LORA_SM80
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(__cvta_generic_to_global(gmem))
+                 : "memory");
+#else
+    *reinterpret_cast<uint4 *>(smem) = *reinterpret_cast<const uint4 *>(gmem);
+#endif
+}
+
+__device__ __forceinline__ void lcx_cp_async_commit()
+{
+#if LCX_LORA_SM80
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+/* wait until at most n of this thread's cp.async groups are in flight */
+template <int n> __device__ __forceinline__ void lcx_cp_async_wait()
+{
+#if LCX_LORA_SM80
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(n) : "memory");
+#endif
+}
+
+#if LCX_LORA_SM80
+/* four 8x8 b16 matrices; lanes 8j..8j+7 give the row addresses of matrix j,
+ * register j receives (row lane/4, columns 2 (lane%4), +1) of matrix j */
+__device__ __forceinline__ void lcx_ldsm_x4(uint32_t (&r)[4], const uint16_t *smem)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s)
+                 : "memory");
+}
+
+/* d += a b: a 16x16 (row), b 16x8 (col), d 16x8 f32 */
+template <int BF16> __device__ __forceinline__ void lcx_mma16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2])
+{
+    if constexpr (BF16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                     "{%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                     "{%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#else
+template <int BF16> __device__ __forceinline__ float lcx_h2f(uint16_t h)
+{
+    return lcx_bits_f32(BF16 ? lcx_bf16_to_f32_bits(h) : lcx_f16_to_f32_bits(h));
+}
+#endif
+
+#define LCX_MMA_BK 32
+#define LCX_MMA_LDS (LCX_MMA_BK + 8) /* halves per shared row: 80 bytes */
+#define LCX_MMA_RC 32                /* ranks per epilogue chunk */
+
+template <int BM, int BN, int STAGES>
+struct lcx_mma_cfg {
+    static constexpr int WM = BM / 2, WN = BN / 4; /* 8 warps as 2 x 4 */
+    static constexpr int MF = WM / 16, NF = WN / 8;
+    static constexpr int PIPE = STAGES * (BM + BN) * LCX_MMA_LDS * 2;
+    static constexpr int EPI = LCX_MMA_RC * (BM + 1 + BN + 1) * 4;
+    static constexpr int SMEM = PIPE > EPI ? PIPE : EPI;
+    static_assert(MF >= 1 && NF >= 2 && NF % 2 == 0 && WM % 16 == 0, "warp tile");
+    static_assert(SMEM <= 48 * 1024, "static shared memory");
+};
+
+/* vec bit 0 (x) and bit 1 (W): that operand's rows may be copied by 16-byte
+ * cp.async (inner stride 1, row stride and base 16-byte aligned) */
+template <int BM, int BN, int STAGES, int BF16>
+__global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lcx_lprob P, int32_t vec)
+{
+    using C = lcx_mma_cfg<BM, BN, STAGES>;
+    constexpr int BK = LCX_MMA_BK, LDS = LCX_MMA_LDS, RC = LCX_MMA_RC, MF = C::MF, NF = C::NF;
+    constexpr int CPR = BK / 8; /* 16-byte chunks per tile row */
+    __shared__ __align__(16) unsigned char smem[C::SMEM];
+    uint16_t *const sp = reinterpret_cast<uint16_t *>(smem);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp & 1, wn = warp >> 1;
+    const int g = lane >> 2, tq = lane & 3;
+    const int64_t m0 = (int64_t)blockIdx.x * BM;
+    const uint16_t *const xg = reinterpret_cast<const uint16_t *>(P.x.p);
+    const uint16_t *const wg = reinterpret_cast<const uint16_t *>(P.w.p);
+    const int64_t nk = (P.K + BK - 1) / BK;
+
+    for (int64_t n0 = (int64_t)blockIdx.y * BN; n0 < P.N; n0 += (int64_t)gridDim.y * BN) {
+        float acc[MF][NF][4];
+#pragma unroll
+        for (int i = 0; i < MF; i++)
+#pragma unroll
+            for (int j = 0; j < NF; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    acc[i][j][e] = 0.0f;
+
+        /* reduction tile kt of x (rows m0..) and W (rows n0..) into stage st */
+        auto load = [&](int st, int64_t kt) {
+            uint16_t *const sa = sp + st * (BM + BN) * LDS;
+            const int64_t k0 = kt * BK;
+            for (int c = tid; c < (BM + BN) * CPR; c += LCX_LORA_THREADS) {
+                const bool isw = c >= BM * CPR;
+                const int cc = isw ? c - BM * CPR : c;
+                const int row = cc / CPR, kc = (cc % CPR) * 8;
+                const int64_t gr = (isw ? n0 : m0) + row, lim = isw ? P.N : P.M;
+                const int64_t rs = isw ? P.w.rs : P.x.rs, cs = isw ? P.w.cs : P.x.cs;
+                const uint16_t *const src = isw ? wg : xg;
+                uint16_t *const dst = sa + (isw ? BM * LDS : 0) + row * LDS + kc;
+                const int64_t k = k0 + kc;
+                if (((vec >> (isw ? 1 : 0)) & 1) && gr < lim && k + 8 <= P.K) {
+                    lcx_cp_async16(dst, src + gr * rs + k);
+                } else {
+                    uint32_t h[4];
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        const uint32_t lo = gr < lim && k + 2 * j < P.K ? src[gr * rs + (k + 2 * j) * cs] : 0u;
+                        const uint32_t hi =
+                            gr < lim && k + 2 * j + 1 < P.K ? src[gr * rs + (k + 2 * j + 1) * cs] : 0u;
+                        h[j] = lo | hi << 16;
+                    }
+                    *reinterpret_cast<uint4 *>(dst) = make_uint4(h[0], h[1], h[2], h[3]);
+                }
+            }
+        };
+
+        auto compute = [&](int st) {
+            const uint16_t *const sa = sp + st * (BM + BN) * LDS, *const sb = sa + BM * LDS;
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 16) {
+#if LCX_LORA_SM80
+                uint32_t af[MF][4], bfr[NF][2];
+#pragma unroll
+                for (int mi = 0; mi < MF; mi++)
+                    lcx_ldsm_x4(af[mi], sa + (wm * C::WM + mi * 16 + (lane & 15)) * LDS + kk + (lane >> 4) * 8);
+#pragma unroll
+                for (int nj = 0; nj < NF / 2; nj++) {
+                    uint32_t r[4];
+                    lcx_ldsm_x4(r, sb + (wn * C::WN + nj * 16 + ((lane >> 4) << 3) + (lane & 7)) * LDS + kk +
+                                       ((lane >> 3) & 1) * 8);
+                    bfr[2 * nj][0] = r[0];
+                    bfr[2 * nj][1] = r[1];
+                    bfr[2 * nj + 1][0] = r[2];
+                    bfr[2 * nj + 1][1] = r[3];
+                }
+#pragma unroll
+                for (int mi = 0; mi < MF; mi++)
+#pragma unroll
+                    for (int ni = 0; ni < NF; ni++)
+                        lcx_mma16816<BF16>(acc[mi][ni], af[mi], bfr[ni]);
+#else
+                /* the accumulator layout of the mma path, filled with FMAs */
+#pragma unroll
+                for (int mi = 0; mi < MF; mi++)
+#pragma unroll
+                    for (int ni = 0; ni < NF; ni++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            const uint16_t *ar = sa + (wm * C::WM + mi * 16 + g + (e >> 1) * 8) * LDS + kk;
+                            const uint16_t *br = sb + (wn * C::WN + ni * 8 + 2 * tq + (e & 1)) * LDS + kk;
+                            float s = acc[mi][ni][e];
+                            for (int k = 0; k < 16; k++)
+                                s = fmaf(lcx_h2f<BF16>(ar[k]), lcx_h2f<BF16>(br[k]), s);
+                            acc[mi][ni][e] = s;
+                        }
+#endif
+            }
+        };
+
+        /* STAGES-deep ring: one cp.async group per reduction tile (empty
+         * groups past the end keep the count uniform) */
+#pragma unroll
+        for (int st = 0; st < STAGES - 1; st++) {
+            if (st < nk)
+                load(st, st);
+            lcx_cp_async_commit();
+        }
+        for (int64_t kt = 0; kt < nk; kt++) {
+            lcx_cp_async_wait<STAGES - 2>(); /* tile kt has landed (this thread's part) */
+            __syncthreads();                 /* ... everyone's; stage (kt - 1) % STAGES is free */
+            const int64_t pf = kt + STAGES - 1;
+            if (pf < nk)
+                load((int)(pf % STAGES), pf);
+            lcx_cp_async_commit();
+            compute((int)(kt % STAGES));
+        }
+        lcx_cp_async_wait<0>();
+        __syncthreads(); /* the ring is free: the epilogue reuses it */
+
+        /* low-rank term in f32: acc += u[m][r] B[o][r], RC ranks at a time */
+        if (P.R > 0) {
+            float *const us = reinterpret_cast<float *>(smem); /* [RC][BM + 1] */
+            float *const bs = us + RC * (BM + 1);              /* [RC][BN + 1] */
+            for (int64_t r0 = 0; r0 < P.R; r0 += RC) {
+                const int rc = P.R - r0 < RC ? (int)(P.R - r0) : RC;
+                for (int e = tid; e < BM * RC; e += LCX_LORA_THREADS) {
+                    const int row = e / RC, r = e % RC;
+                    const int64_t m = m0 + row;
+                    us[r * (BM + 1) + row] = m < P.M && r < rc ? P.u[m * P.ldu + r0 + r] : 0.0f;
+                }
+                for (int e = tid; e < BN * RC; e += LCX_LORA_THREADS) {
+                    const int col = e / RC, r = e % RC;
+                    const int64_t o = n0 + col;
+                    bs[r * (BN + 1) + col] =
+                        o < P.N && r < rc ? lcx_ld(P.b.p, P.b.dt, o * P.b.rs + (r0 + r) * P.b.cs) : 0.0f;
+                }
+                __syncthreads();
+                for (int r = 0; r < rc; r++) {
+                    float ur[MF][2], br[NF][2];
+#pragma unroll
+                    for (int mi = 0; mi < MF; mi++)
+#pragma unroll
+                        for (int h = 0; h < 2; h++)
+                            ur[mi][h] = us[r * (BM + 1) + wm * C::WM + mi * 16 + g + 8 * h];
+#pragma unroll
+                    for (int ni = 0; ni < NF; ni++)
+#pragma unroll
+                        for (int h = 0; h < 2; h++)
+                            br[ni][h] = bs[r * (BN + 1) + wn * C::WN + ni * 8 + 2 * tq + h];
+#pragma unroll
+                    for (int mi = 0; mi < MF; mi++)
+#pragma unroll
+                        for (int ni = 0; ni < NF; ni++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++)
+                                acc[mi][ni][e] = fmaf(ur[mi][e >> 1], br[ni][e & 1], acc[mi][ni][e]);
+                }
+                __syncthreads();
+            }
+        }
+
+        /* accumulator (mi, ni, e) is row g + 8 (e / 2), column 2 tq + e % 2 of
+         * the warp's 16 x 8 tile (mi, ni) */
+#pragma unroll
+        for (int mi = 0; mi < MF; mi++)
+#pragma unroll
+            for (int ni = 0; ni < NF; ni++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int64_t m = m0 + wm * C::WM + mi * 16 + g + (e >> 1) * 8;
+                    const int64_t o = n0 + wn * C::WN + ni * 8 + 2 * tq + (e & 1);
+                    if (m < P.M && o < P.N)
+                        lcx_lora_put(P, P.y.p, m, o, acc[mi][ni][e], 1.0f);
+                }
+        __syncthreads(); /* shared memory is reused by the next column tile */
+    }
+}
+
+/* ---- merge ---- */
+
+/* W[o][i] = W[o][i] + s sum_r B[o][r] A[r][i] (FMA in rank order from 0) */
+__global__ void __launch_bounds__(LCX_LORA_THREADS)
+    lcx_lora_merge_kernel(lcx_lv w, lcx_lv a, lcx_lv b, int64_t out, int64_t in, int64_t rank, float scale)
+{
+    for (int64_t o = (int64_t)blockIdx.y * blockDim.y + threadIdx.y; o < out; o += (int64_t)gridDim.y * blockDim.y)
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < in;
+             i += (int64_t)gridDim.x * blockDim.x) {
+            float acc = 0.0f;
+            for (int64_t r = 0; r < rank; r++)
+                acc = fmaf(lcx_ld(b.p, b.dt, o * b.rs + r * b.cs), lcx_ld(a.p, a.dt, r * a.rs + i * a.cs), acc);
+            const int64_t off = o * w.rs + i * w.cs;
+            lcx_store_elem(w.p, w.dt, (size_t)off, __fadd_rn(lcx_ld(w.p, w.dt, off), __fmul_rn(scale, acc)));
+        }
+}
+
+/* ---- host side ---- */
+
+lcx_lv lcx_lv_of(const lcx_tensor *t)
+{
+    lcx_lv v;
+    memset(&v, 0, sizeof v);
+    if (!t)
+        return v;
+    v.p = static_cast<char *>(t->data);
+    v.dt = (int32_t)t->dtype;
+    if (t->ndim == 2) {
+        v.rs = t->stride[0];
+        v.cs = t->stride[1];
+    } else {
+        v.rs = 0;
+        v.cs = t->stride[0];
+    }
+    return v;
+}
+
+lcx_lv lcx_lv_dense_f32(float *p, int64_t ld)
+{
+    lcx_lv v;
+    v.p = reinterpret_cast<char *>(p);
+    v.rs = ld;
+    v.cs = 1;
+    v.dt = (int32_t)LCX_F32;
+    return v;
+}
+
+int64_t lcx_cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+size_t lcx_align(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* n = a * b * c (non-negative) in size_t, 0 on overflow */
+int lcx_mulsz(int64_t a, int64_t b, int64_t c, size_t *n)
+{
+    size_t t;
+    return !__builtin_mul_overflow((size_t)a, (size_t)b, &t) && !__builtin_mul_overflow(t, (size_t)c, n);
+}
+
+/* Split of the u = s x A^T reduction (K features) over blockIdx.z when
+ * `tiles` blocks would leave the GPU idle: slices of >= 512 features (a
+ * multiple of 16), at most 32, at most about 256 blocks in all. From the
+ * shape alone, so results do not depend on the device. */
+void lcx_usplit(int64_t tiles, int64_t K, int32_t *ks, int64_t *kchunk)
+{
+    int64_t n = 1;
+    if (tiles < 128 && K >= 1024) {
+        n = 256 / (tiles > 0 ? tiles : 1);
+        n = n < K / 512 ? n : K / 512;
+        n = n < 32 ? n : 32;
+        n = n > 1 ? n : 1;
+    }
+    if (n == 1) {
+        *ks = 1;
+        *kchunk = INT64_MAX;
+        return;
+    }
+    const int64_t ch = lcx_cdiv(lcx_cdiv(K, n), 16) * 16;
+    *ks = (int32_t)lcx_cdiv(K, ch);
+    *kchunk = ch;
+}
+
+lcx_status lcx_launched(const char *what)
+{
+    return lcx_cuda_status(cudaGetLastError(), what);
+}
+
+template <int BM, int BN>
+lcx_status lcx_simt_launch(lcx_cuda_state *s, const lcx_lsimt_args &a, int64_t gx, int64_t gy, int32_t gz,
+                           int32_t ks)
+{
+    if (gx <= 0 || gy <= 0)
+        return LCX_OK;
+    if (gx > INT32_MAX)
+        return lcx_fail(LCX_E_UNSUPPORTED, "lora: %lld row tiles exceed the CUDA grid", (long long)gx);
+    const dim3 grid((unsigned)gx, (unsigned)(gy < 65535 ? gy : 65535), (unsigned)gz);
+    lcx_lora_simt_kernel<BM, BN><<<grid, LCX_LORA_THREADS, 0, s->stream>>>(a);
+    lcx_status st = lcx_launched("lora gemm kernel launch");
+    if (st != LCX_OK || ks <= 1)
+        return st;
+    const dim3 grid2((unsigned)gx, (unsigned)(gy < 65535 ? gy : 65535), 1u);
+    lcx_lora_usum_kernel<BM, BN><<<grid2, LCX_LORA_THREADS, 0, s->stream>>>(a, ks);
+    return lcx_launched("lora split-sum kernel launch");
+}
+
+template <int BM, int BN, int STAGES>
+lcx_status lcx_mma_launch(lcx_cuda_state *s, const lcx_lprob &P, int vec, int bf16)
+{
+    const int64_t gx = lcx_cdiv(P.M, BM), gy = lcx_cdiv(P.N, BN);
+    if (gx > INT32_MAX)
+        return lcx_fail(LCX_E_UNSUPPORTED, "lora: %lld row tiles exceed the CUDA grid", (long long)gx);
+    const dim3 grid((unsigned)gx, (unsigned)(gy < 65535 ? gy : 65535));
+    if (bf16)
+        lcx_lora_mma_kernel<BM, BN, STAGES, 1><<<grid, LCX_LORA_THREADS, 0, s->stream>>>(P, vec);
+    else
+        lcx_lora_mma_kernel<BM, BN, STAGES, 0><<<grid, LCX_LORA_THREADS, 0, s->stream>>>(P, vec);
+    return lcx_launched("lora mma kernel launch");
+}
+
+/* the 16-byte cp.async path: 16-bit rows with inner stride 1, row stride a
+ * multiple of 8 elements and a 16-byte aligned base */
+int lcx_rows16(const lcx_lv &v, int64_t rows)
+{
+    return v.cs == 1 && (rows <= 1 || v.rs % 8 == 0) && (uintptr_t)v.p % 16 == 0;
+}
+
+} // namespace
+
+extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *x, const lcx_tensor *w,
+                                           const lcx_tensor *bias, const lcx_tensor *a, const lcx_tensor *b,
+                                           float scale, const lcx_tensor *y, int accumulate)
+{
+    const int64_t T = x->shape[0], in = x->shape[1], out = y->shape[1], R = a ? a->shape[0] : 0;
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    /* an error left by earlier, unrelated work is reported as such */
+    LCX_CUDA_TRY(cudaPeekAtLastError());
+    if (T == 0 || out == 0)
+        return LCX_OK;
+    lcx_lprob mp;
+    memset(&mp, 0, sizeof mp);
+    mp.x = lcx_lv_of(x);
+    mp.w = lcx_lv_of(w);
+    mp.bias = lcx_lv_of(bias);
+    mp.y = lcx_lv_of(y);
+    mp.M = T;
+    mp.N = out;
+    mp.K = w ? in : 0;
+    mp.alpha = 1.0f;
+    mp.accumulate = accumulate != 0;
+    lcx_status st;
+    if (R > 0) {
+        /* u = s x A^T, f32 [T][R] in the device scratch (after ks split
+         * slices when the reduction is split) */
+        const int small = R <= 16;
+        const int64_t bm = small ? 128 : 64, bn = small ? 16 : 64;
+        int32_t ks;
+        int64_t kchunk;
+        lcx_usplit(lcx_cdiv(T, bm) * lcx_cdiv(R, bn), in, &ks, &kchunk);
+        size_t ubytes;
+        if (!lcx_mulsz(T, R, (int64_t)(ks > 1 ? ks + 1 : 1) * 4, &ubytes))
+            return lcx_fail(LCX_E_OVERFLOW, "lora_linear: x A^T of %lld x %lld overflows", (long long)T,
+                            (long long)R);
+        void *mem;
+        if ((st = lcx_cuda_scratch(s, ubytes, &mem)) != LCX_OK)
+            return st;
+        float *const u = static_cast<float *>(mem);
+        lcx_lsimt_args ua;
+        memset(&ua, 0, sizeof ua);
+        ua.one.x = mp.x;
+        ua.one.w = lcx_lv_of(a);
+        ua.one.y = lcx_lv_dense_f32(u, R);
+        ua.one.M = T;
+        ua.one.N = R;
+        ua.one.K = in;
+        ua.one.alpha = scale;
+        ua.kchunk = kchunk;
+        ua.yz = T * R;
+        st = small ? lcx_simt_launch<128, 16>(s, ua, lcx_cdiv(T, 128), lcx_cdiv(R, 16), ks, ks)
+                   : lcx_simt_launch<64, 64>(s, ua, lcx_cdiv(T, 64), lcx_cdiv(R, 64), ks, ks);
+        if (st != LCX_OK)
+            return st;
+        mp.u = u + (ks > 1 ? (int64_t)ks * T * R : 0);
+        mp.ldu = R;
+        mp.b = lcx_lv_of(b);
+        mp.R = R;
+    }
+    if (w && x->dtype == w->dtype && x->dtype != LCX_F32) {
+        const int vec = lcx_rows16(mp.x, T) | (lcx_rows16(mp.w, out) << 1);
+        const int bf16 = x->dtype == LCX_BF16;
+        return T > 64 ? lcx_mma_launch<128, 128, 2>(s, mp, vec, bf16) : lcx_mma_launch<64, 64, 4>(s, mp, vec, bf16);
+    }
+    lcx_lsimt_args ma;
+    memset(&ma, 0, sizeof ma);
+    ma.one = mp;
+    ma.kchunk = INT64_MAX;
+    return lcx_simt_launch<64, 64>(s, ma, lcx_cdiv(T, 64), lcx_cdiv(out, 64), 1, 1);
+}
+
+extern "C" lcx_status lcx_cuda_lora_batched(lcx_cuda_state *s, const lcx_tensor *x, const lcx_lora_adapter *ad,
+                                            int32_t n_ad, const int32_t *idx, const int32_t *start,
+                                            const lcx_tensor *y)
+{
+    const int64_t in = x->shape[1], out = y->shape[1];
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    LCX_CUDA_TRY(cudaPeekAtLastError());
+    const int64_t nmap = n_ad > 0 ? start[n_ad] : 0;
+    if (nmap == 0 || out == 0)
+        return LCX_OK;
+    int64_t groups = 0, rmax = 0;
+    for (int32_t i = 0; i < n_ad; i++)
+        if (start[i + 1] > start[i]) {
+            groups++;
+            rmax = ad[i].a.shape[0] > rmax ? ad[i].a.shape[0] : rmax;
+        }
+    if (out > INT32_MAX || rmax > INT32_MAX) /* tile origins are int32 */
+        return lcx_fail(LCX_E_UNSUPPORTED, "lora_batched: %lld outputs or rank %lld exceed the CUDA tile lists",
+                        (long long)out, (long long)rmax);
+    const int small = rmax <= 16;
+    const int64_t ubm = small ? 128 : 64, ubn = small ? 16 : 64;
+    int64_t tu = 0, td = 0;
+    for (int32_t i = 0; i < n_ad; i++) {
+        const int64_t n = start[i + 1] - start[i];
+        if (n > 0) {
+            tu += lcx_cdiv(n, ubm) * lcx_cdiv(ad[i].a.shape[0], ubn);
+            td += lcx_cdiv(n, 64) * lcx_cdiv(out, 64);
+        }
+    }
+    if (tu > INT32_MAX || td > INT32_MAX)
+        return lcx_fail(LCX_E_UNSUPPORTED, "lora_batched: %lld tiles exceed the CUDA grid",
+                        (long long)(tu > td ? tu : td));
+    int32_t ks;
+    int64_t kchunk;
+    lcx_usplit(tu, in, &ks, &kchunk);
+    const int64_t yz = nmap * rmax;
+    /* the upload: token indices, 2 x groups problems, the two tile lists;
+     * then u (and its split slices) */
+    const size_t o_pr = lcx_align((size_t)nmap * sizeof(int32_t), 16);
+    const size_t o_tu = o_pr + (size_t)(2 * groups) * sizeof(lcx_lprob);
+    const size_t o_td = o_tu + (size_t)tu * sizeof(int4);
+    const size_t up = lcx_align(o_td + (size_t)td * sizeof(int4), 256);
+    size_t ubytes;
+    if (!lcx_mulsz(nmap, rmax, (int64_t)(ks > 1 ? ks + 1 : 1) * 4, &ubytes) || up + ubytes < up)
+        return lcx_fail(LCX_E_OVERFLOW, "lora_batched: x A^T of %lld x %lld overflows", (long long)nmap,
+                        (long long)rmax);
+    lcx_status st;
+    void *dmem, *hmem;
+    if ((st = lcx_cuda_scratch(s, up + ubytes, &dmem)) != LCX_OK || (st = lcx_cuda_staging(s, up, &hmem)) != LCX_OK)
+        return st;
+    char *const dev = static_cast<char *>(dmem), *const host = static_cast<char *>(hmem);
+    const int32_t *const didx = reinterpret_cast<const int32_t *>(dev);
+    float *const u = reinterpret_cast<float *>(dev + up);
+    const float *const ufin = u + (ks > 1 ? (int64_t)ks * yz : 0);
+    memcpy(host, idx, (size_t)nmap * sizeof(int32_t));
+    lcx_lprob *const hp = reinterpret_cast<lcx_lprob *>(host + o_pr);
+    int4 *const htu = reinterpret_cast<int4 *>(host + o_tu), *const htd = reinterpret_cast<int4 *>(host + o_td);
+    int64_t gi = 0, ju = 0, jd = 0;
+    const lcx_lv xv = lcx_lv_of(x), yv = lcx_lv_of(y);
+    for (int32_t i = 0; i < n_ad; i++) {
+        const int64_t s0 = start[i], n = start[i + 1] - s0, R = ad[i].a.shape[0];
+        if (n == 0)
+            continue;
+        lcx_lprob pu, pd;
+        memset(&pu, 0, sizeof pu);
+        memset(&pd, 0, sizeof pd);
+        /* u rows of this adapter's tokens: s_i x[idx] A_i^T */
+        pu.x = xv;
+        pu.xmap = didx + s0;
+        pu.w = lcx_lv_of(&ad[i].a);
+        pu.y = lcx_lv_dense_f32(u + s0 * rmax, rmax);
+        pu.M = n;
+        pu.N = R;
+        pu.K = in;
+        pu.alpha = ad[i].scale;
+        /* y[idx] += u B_i^T */
+        pd.x = xv;
+        pd.u = ufin + s0 * rmax;
+        pd.ldu = rmax;
+        pd.b = lcx_lv_of(&ad[i].b);
+        pd.y = yv;
+        pd.ymap = didx + s0;
+        pd.M = n;
+        pd.N = out;
+        pd.R = R;
+        pd.alpha = 1.0f;
+        pd.accumulate = 1;
+        memcpy(hp + gi, &pu, sizeof pu);
+        memcpy(hp + groups + gi, &pd, sizeof pd);
+        for (int64_t nb = 0; nb < R; nb += ubn)
+            for (int64_t mb = 0; mb < n; mb += ubm)
+                htu[ju++] = make_int4((int)gi, (int)mb, (int)nb, 0);
+        for (int64_t nb = 0; nb < out; nb += 64)
+            for (int64_t mb = 0; mb < n; mb += 64)
+                htd[jd++] = make_int4((int)(groups + gi), (int)mb, (int)nb, 0);
+        gi++;
+    }
+    if ((st = lcx_cuda_upload(s, dev, up)) != LCX_OK)
+        return st;
+    lcx_lsimt_args ga;
+    memset(&ga, 0, sizeof ga);
+    ga.probs = reinterpret_cast<const lcx_lprob *>(dev + o_pr);
+    ga.tiles = reinterpret_cast<const int4 *>(dev + o_tu);
+    ga.kchunk = kchunk;
+    ga.yz = yz;
+    st = small ? lcx_simt_launch<128, 16>(s, ga, tu, 1, ks, ks) : lcx_simt_launch<64, 64>(s, ga, tu, 1, ks, ks);
+    if (st != LCX_OK)
+        return st;
+    ga.tiles = reinterpret_cast<const int4 *>(dev + o_td);
+    ga.kchunk = INT64_MAX;
+    ga.yz = 0;
+    return lcx_simt_launch<64, 64>(s, ga, td, 1, 1, 1);
+}
+
+extern "C" lcx_status lcx_cuda_lora_merge(lcx_cuda_state *s, const lcx_tensor *w, const lcx_tensor *a,
+                                          const lcx_tensor *b, float scale)
+{
+    const int64_t out = w->shape[0], in = w->shape[1], rank = a->shape[0];
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    LCX_CUDA_TRY(cudaPeekAtLastError());
+    if (out == 0 || in == 0)
+        return LCX_OK;
+    const dim3 block(32, LCX_LORA_THREADS / 32);
+    const int64_t gx = lcx_cdiv(in, 32), gy = lcx_cdiv(out, LCX_LORA_THREADS / 32);
+    const dim3 grid((unsigned)(gx < 65535 ? gx : 65535), (unsigned)(gy < 65535 ? gy : 65535));
+    lcx_lora_merge_kernel<<<grid, block, 0, s->stream>>>(lcx_lv_of(w), lcx_lv_of(a), lcx_lv_of(b), out, in, rank,
+                                                        scale);
+    return lcx_launched("lora merge kernel launch");
+}
