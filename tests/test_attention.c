@@ -12,6 +12,7 @@
 #include "util/lcx_test.h"
 #include "util/json.h"
 #include "ref/convert_ref.h"
+#include "ref/attn_ref.h"
 
 typedef struct tens {
     lcx_tensor t;
@@ -69,59 +70,6 @@ static void tens_free(tens *T)
     free(T->x);
 }
 
-#define X(T, b, s, h, d) ((T)->x[(((b) * (T)->t.shape[1] + (s)) * (T)->t.shape[2] + (h)) * (T)->t.shape[3] + (d)])
-
-/* oracle for one query row: keys [k0, k0 + lk) of batch b */
-static void oracle_row(const tens *Q, const tens *K, const tens *V, const lcx_attention_params *p, int64_t b,
-                       int64_t qrow, int64_t i, int64_t lq, int64_t k0, int64_t lk, int64_t h, double *out,
-                       double *lse)
-{
-    const int64_t D = Q->t.shape[3], Dv = V->t.shape[3], G = Q->t.shape[2] / K->t.shape[2], kvh = h / G;
-    const double scale = p->scale > 0 ? p->scale : 1.0 / sqrt((double)D);
-    const int64_t pos = lk - lq + i;
-    double m = -INFINITY;
-    double *sc = malloc(sizeof(double) * (size_t)(lk > 0 ? lk : 1));
-    for (int64_t j = 0; j < lk; j++) {
-        int vis = 1;
-        if (p->causal) {
-            vis = j <= pos;
-            if (p->window_left >= 0 && j < pos - p->window_left)
-                vis = 0;
-        }
-        if (!vis) {
-            sc[j] = -INFINITY;
-            continue;
-        }
-        double s = 0;
-        for (int64_t t = 0; t < D; t++)
-            s += X(Q, b, qrow, h, t) * X(K, b, k0 + j, kvh, t);
-        s *= scale;
-        if (p->softcap > 0)
-            s = p->softcap * tanh(s / p->softcap);
-        sc[j] = s;
-        m = s > m ? s : m;
-    }
-    for (int64_t c = 0; c < Dv; c++)
-        out[c] = 0;
-    if (m == -INFINITY) {
-        *lse = -INFINITY;
-        free(sc);
-        return;
-    }
-    double l = 0;
-    for (int64_t j = 0; j < lk; j++) {
-        if (sc[j] == -INFINITY)
-            continue;
-        const double w = exp(sc[j] - m);
-        l += w;
-        for (int64_t c = 0; c < Dv; c++)
-            out[c] += w * X(V, b, k0 + j, kvh, c);
-    }
-    for (int64_t c = 0; c < Dv; c++)
-        out[c] /= l;
-    *lse = m + log(l);
-    free(sc);
-}
 
 typedef struct acase {
     int64_t B, Sq, Sk, H, Hkv, D, Dv;
@@ -184,7 +132,7 @@ static void run_case(const acase *c, lcx_rng *rng, const char *what)
         for (int64_t i = 0; i < lq; i++)
             for (int64_t h = 0; h < c->H; h++) {
                 double rl;
-                oracle_row(&Q, &K, &V, &p, b, q0 + i, i, lq, k0, lk, h, ref, &rl);
+                lcx_ref_attention_row(&Q.t, Q.x, &K.t, K.x, &V.t, V.x, &p, b, q0 + i, i, lq, k0, lk, h, ref, &rl);
                 for (int64_t d = 0; d < c->Dv; d++) {
                     const double got = tens_get(&O, b, q0 + i, h, d);
                     if (!(fabs(got - ref[d]) <= 2e-4 * vmax + half_ulp * fabs(ref[d])))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/lcx_test.h"
+#include "ref/attn_ref.h"
 #include "internal/lcx_internal.h"
 #include "longctx/rope.h"
 #include "longctx/positions.h"
@@ -1013,51 +1014,6 @@ static void att_free(att_t *A)
     free(A->x);
 }
 
-#define AX(A, b, s, h, d) ((A)->x[(((b) * (A)->t.shape[1] + (s)) * (A)->t.shape[2] + (h)) * (A)->t.shape[3] + (d)])
-
-/* double-precision oracle for query row i (packed row qrow) of head h over keys [k0, k0 + lk) */
-static void att_oracle(const att_t *Q, const att_t *K, const att_t *V, const lcx_attention_params *p, int64_t b,
-                       int64_t qrow, int64_t i, int64_t lq, int64_t k0, int64_t lk, int64_t h, double *out,
-                       double *lse)
-{
-    const int64_t D = Q->t.shape[3], Dv = V->t.shape[3], kvh = h / (Q->t.shape[2] / K->t.shape[2]);
-    const double scale = p->scale > 0 ? p->scale : 1.0 / sqrt((double)D);
-    const int64_t pos = lk - lq + i;
-    double *sc = malloc(sizeof(double) * (size_t)(lk > 0 ? lk : 1)), m = -INFINITY, l = 0;
-    for (int64_t j = 0; j < lk; j++) {
-        const int vis = !p->causal || (j <= pos && (p->window_left < 0 || j >= pos - p->window_left));
-        sc[j] = -INFINITY;
-        if (!vis)
-            continue;
-        double s = 0;
-        for (int64_t c = 0; c < D; c++)
-            s += AX(Q, b, qrow, h, c) * AX(K, b, k0 + j, kvh, c);
-        s *= scale;
-        if (p->softcap > 0)
-            s = p->softcap * tanh(s / p->softcap);
-        sc[j] = s;
-        m = s > m ? s : m;
-    }
-    for (int64_t c = 0; c < Dv; c++)
-        out[c] = 0;
-    if (m == -INFINITY) {
-        *lse = -INFINITY;
-        free(sc);
-        return;
-    }
-    for (int64_t j = 0; j < lk; j++) {
-        if (sc[j] == -INFINITY)
-            continue;
-        const double w = exp(sc[j] - m);
-        l += w;
-        for (int64_t c = 0; c < Dv; c++)
-            out[c] += w * AX(V, b, k0 + j, kvh, c);
-    }
-    for (int64_t c = 0; c < Dv; c++)
-        out[c] /= l;
-    *lse = m + log(l);
-    free(sc);
-}
 
 typedef struct att_case {
     int64_t B, Sq, Sk, H, Hkv, D, Dv;
@@ -1104,7 +1060,7 @@ static void att_check(const att_case *c, const att_t *Q, const att_t *K, const a
         for (int64_t i = 0; i < lq; i++)
             for (int64_t h = 0; h < c->H; h++) {
                 double rl;
-                att_oracle(Q, K, V, p, b, q0 + i, i, lq, k0, lk, h, ref, &rl);
+                lcx_ref_attention_row(&Q->t, Q->x, &K->t, K->x, &V->t, V->x, p, b, q0 + i, i, lq, k0, lk, h, ref, &rl);
                 const size_t ob = (size_t)(b * O->t.stride[0] + (q0 + i) * O->t.stride[1] + h * O->t.stride[2]);
                 for (int64_t d = 0; d < c->Dv; d++) {
                     const double got = lcx_load_elem(obuf, (int32_t)c->dout, ob + (size_t)d);
