@@ -18,6 +18,10 @@
 #include "longctx/longctx.h"
 #include "bench_cuda.h"
 
+#ifndef LCX_BENCH_SDPA_SCRIPT
+#define LCX_BENCH_SDPA_SCRIPT "bench/sdpa_bench.py"
+#endif
+
 #define CK(call)                                                                                           \
     do {                                                                                                   \
         const cudaError_t e_ = (call);                                                                     \
@@ -417,6 +421,175 @@ static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
 #endif
 }
 
+/* ---- attention ---- */
+
+typedef struct attn_dev {
+    lcx_context *ctx;
+    lcx_attention_params p;
+    const lcx_s2_params *s2;
+    lcx_tensor q, k, v, o;
+} attn_dev;
+
+static void attn_dev_run(void *arg)
+{
+    attn_dev *j = arg;
+    const lcx_status st = j->s2 ? lcx_attention_s2_forward(j->ctx, j->s2, &j->q, &j->k, &j->v, &j->o, NULL)
+                                : lcx_attention_forward(j->ctx, &j->p, &j->q, &j->k, &j->v, &j->o, NULL);
+    check(st, j->s2 ? "attention_s2_forward" : "attention_forward");
+}
+
+/* one timed call when a single call takes a second or more (long prefill
+ * with an untuned kernel), the usual repetitions otherwise */
+static dstats time_dev_adaptive(dev_fn fn, void *arg, int reps)
+{
+    CK(cudaEventRecord(g_e0, g_stream));
+    fn(arg);
+    CK(cudaEventRecord(g_e1, g_stream));
+    CK(cudaEventSynchronize(g_e1));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, g_e0, g_e1));
+    if (ms >= 1000.0f) {
+        const double t = 1e-3 * (double)ms;
+        return (dstats){t, t, t};
+    }
+    return time_dev(fn, arg, reps);
+}
+
+/* PyTorch's scaled_dot_product_attention (flash backend) on the same GPU:
+ * bench/sdpa_bench.py run through python3 when torch with CUDA imports.
+ * Returns the TFLOP/s it prints for (seq, causal), or 0 when unavailable. */
+static double sdpa_tflops(int device, int64_t seq, int64_t H, int64_t Hkv, int64_t D, int reps)
+{
+    const char *script = getenv("LONGCTX_SDPA_SCRIPT");
+    FILE *f = NULL;
+    const char *cands[3] = {script, LCX_BENCH_SDPA_SCRIPT, "bench/sdpa_bench.py"};
+    for (int i = 0; i < 3 && !f; i++)
+        if (cands[i] && (f = fopen(cands[i], "r")) != NULL) {
+            fclose(f);
+            script = cands[i];
+        }
+    if (!f)
+        return 0;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "python3 '%s' --device %d --seq %lld --heads %lld --kv-heads %lld --dim %lld --reps %d 2>/dev/null",
+             script, device, (long long)seq, (long long)H, (long long)Hkv, (long long)D, reps);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return 0;
+    double tf = 0;
+    char line[256];
+    while (fgets(line, sizeof line, p))
+        if (sscanf(line, "sdpa %lf", &tf) == 1)
+            break;
+    pclose(p);
+    return tf;
+}
+
+static void bench_attention_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
+{
+    const int64_t H = 32, HKV = 8, D = 128;
+    static const int64_t def_seqs[4] = {4096, 16384, 65536, 131072}, quick_seqs[1] = {4096};
+    const int64_t *seqs = o->n_seqs ? o->seqs : o->quick ? quick_seqs : def_seqs;
+    const int n_seqs = o->n_seqs ? o->n_seqs : o->quick ? 1 : 4;
+    printf("\n== attention prefill (heads 32, kv_heads 8, dim 128, causal; TFLOP/s = 2 * 2 * S^2 / 2 * H * D) ==\n"
+           "%-8s %-6s %10s %10s %12s %9s\n",
+           "seq", "dtype", "ms", "TFLOP/s", "SDPA TFLOP/s", "/ SDPA");
+    for (int si = 0; si < n_seqs; si++) {
+        const int64_t S = seqs[si];
+        double sdpa = -1; /* measured once per length (bf16) */
+        for (int dt = 0; dt < 2; dt++) {
+            const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+            attn_dev j;
+            memset(&j, 0, sizeof j);
+            j.ctx = ctx;
+            lcx_attention_params_default(&j.p);
+            j.p.causal = 1;
+            const int64_t sq[4] = {1, S, H, D}, sk[4] = {1, S, HKV, D};
+            lcx_tensor_init(&j.q, dev_fill(dtype, (size_t)(S * H * D), 1.0f, 11), dtype, 4, sq);
+            lcx_tensor_init(&j.k, dev_fill(dtype, (size_t)(S * HKV * D), 1.0f, 12), dtype, 4, sk);
+            lcx_tensor_init(&j.v, dev_fill(dtype, (size_t)(S * HKV * D), 1.0f, 13), dtype, 4, sk);
+            lcx_tensor_init(&j.o, dev_alloc((size_t)(S * H * D) * lcx_dtype_size(dtype)), dtype, 4, sq);
+            const dstats s = time_dev_adaptive(attn_dev_run, &j, o->reps);
+            const double flops = 2.0 * (double)S * (double)S * (double)H * (double)D, tf = flops / s.med * 1e-12;
+            if (dt && sdpa < 0)
+                sdpa = sdpa_tflops(o->device, S, H, HKV, D, o->reps);
+            if (dt && sdpa > 0)
+                printf("%-8lld %-6s %10.2f %10.2f %12.2f %8.0f%%\n", (long long)S, lcx_dtype_name(dtype), 1e3 * s.med,
+                       tf, sdpa, 100.0 * tf / sdpa);
+            else
+                printf("%-8lld %-6s %10.2f %10.2f %12s %9s\n", (long long)S, lcx_dtype_name(dtype), 1e3 * s.med, tf,
+                       dt ? "n/a" : "-", "-");
+            CK(cudaFree(j.q.data));
+            CK(cudaFree(j.k.data));
+            CK(cudaFree(j.v.data));
+            CK(cudaFree(j.o.data));
+        }
+    }
+    printf("  (SDPA: bench/sdpa_bench.py through python3, flash backend, bf16; n/a where torch with CUDA is "
+           "missing)\n");
+
+    /* decode: one query over a bf16 cache */
+    printf("\n== attention decode (1 query, heads 32, kv_heads 8, dim 128, bf16 cache; GB/s of K+V read) ==\n"
+           "%-8s %10s %10s %8s\n",
+           "cache", "us", "GB/s", "of copy");
+    const int64_t caches[4] = {4096, 32768, 131072, 524288};
+    for (int ci = 0; ci < (o->quick ? 1 : 4); ci++) {
+        const int64_t C = caches[ci];
+        attn_dev j;
+        memset(&j, 0, sizeof j);
+        j.ctx = ctx;
+        lcx_attention_params_default(&j.p);
+        j.p.causal = 1;
+        const int64_t sq[4] = {1, 1, H, D}, sk[4] = {1, C, HKV, D};
+        lcx_tensor_init(&j.q, dev_fill(LCX_F32, (size_t)(H * D), 1.0f, 14), LCX_F32, 4, sq);
+        lcx_tensor_init(&j.k, dev_fill(LCX_BF16, (size_t)(C * HKV * D), 1.0f, 15), LCX_BF16, 4, sk);
+        lcx_tensor_init(&j.v, dev_fill(LCX_BF16, (size_t)(C * HKV * D), 1.0f, 16), LCX_BF16, 4, sk);
+        lcx_tensor_init(&j.o, dev_alloc((size_t)(H * D) * sizeof(float)), LCX_F32, 4, sq);
+        const dstats s = time_dev(attn_dev_run, &j, o->reps);
+        const double bytes = 2.0 * 2.0 * (double)(C * HKV * D);
+        printf("%-8lld %10.1f %10.1f %7.0f%%\n", (long long)C, 1e6 * s.med, bytes / s.med * 1e-9,
+               100.0 * bytes / s.med * 1e-9 / g_copy);
+        CK(cudaFree(j.q.data));
+        CK(cudaFree(j.k.data));
+        CK(cudaFree(j.v.data));
+        CK(cudaFree(j.o.data));
+    }
+}
+
+static void bench_s2_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
+{
+    const int64_t H = 32, HKV = 8, D = 128, S = o->quick ? 4096 : 16384;
+    printf("\n== S2-Attn (heads 32, kv_heads 8, dim 128, bf16, seq %lld, SEGMENTS) against full causal ==\n"
+           "%-6s %10s %10s %10s %8s\n",
+           (long long)S, "g", "S2 ms", "causal ms", "ratio", "ideal");
+    attn_dev j;
+    memset(&j, 0, sizeof j);
+    j.ctx = ctx;
+    lcx_attention_params_default(&j.p);
+    j.p.causal = 1;
+    const int64_t sq[4] = {1, S, H, D}, sk[4] = {1, S, HKV, D};
+    lcx_tensor_init(&j.q, dev_fill(LCX_BF16, (size_t)(S * H * D), 1.0f, 17), LCX_BF16, 4, sq);
+    lcx_tensor_init(&j.k, dev_fill(LCX_BF16, (size_t)(S * HKV * D), 1.0f, 18), LCX_BF16, 4, sk);
+    lcx_tensor_init(&j.v, dev_fill(LCX_BF16, (size_t)(S * HKV * D), 1.0f, 19), LCX_BF16, 4, sk);
+    lcx_tensor_init(&j.o, dev_alloc((size_t)(S * H * D) * 2), LCX_BF16, 4, sq);
+    const dstats full = time_dev_adaptive(attn_dev_run, &j, o->reps);
+    const int64_t gs[2] = {S / 4, 2048};
+    for (int gi = 0; gi < 2; gi++) {
+        lcx_s2_params sp;
+        lcx_s2_params_default(&sp);
+        sp.group_size = gs[gi];
+        j.s2 = &sp;
+        const dstats s = time_dev_adaptive(attn_dev_run, &j, o->reps);
+        printf("%-6lld %10.2f %10.2f %10.3f %8.3f\n", (long long)gs[gi], 1e3 * s.med, 1e3 * full.med, s.med / full.med,
+               (double)gs[gi] / (double)S);
+        j.s2 = NULL;
+    }
+    CK(cudaFree(j.q.data));
+    CK(cudaFree(j.k.data));
+    CK(cudaFree(j.v.data));
+    CK(cudaFree(j.o.data));
+}
+
 int lcx_bench_cuda(const lcx_bench_cuda_opts *o)
 {
     int n = 0;
@@ -448,6 +621,10 @@ int lcx_bench_cuda(const lcx_bench_cuda_opts *o)
         bench_merge_dev(o, ctx);
     if (o->want_logprobs)
         bench_logprobs_dev(o, ctx);
+    if (o->want_attention)
+        bench_attention_dev(o, ctx);
+    if (o->want_s2)
+        bench_s2_dev(o, ctx);
     lcx_context_destroy(ctx);
     CK(cudaEventDestroy(g_e0));
     CK(cudaEventDestroy(g_e1));

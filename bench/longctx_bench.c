@@ -1593,7 +1593,9 @@ static void usage(void)
             "                     [--reps N] [--seq LIST] [--tokens LIST] [--rank LIST] [--dtype LIST] [--quick]\n"
             "                     [ceilings] [convert] [merge] [logprobs] [rope] [attention] [s2attn] [lora]\n"
             "  --device   cpu (default) or cuda[:N]: the CUDA backend on GPU N (default 0): ceiling\n"
-            "             (device-to-device copy), rope, lora (against cuBLAS), merge, logprobs\n"
+            "             (device-to-device copy), rope, lora (against cuBLAS), merge, logprobs, attention\n"
+            "             and s2attn (against PyTorch SDPA when python3 has torch with CUDA; --seq, default\n"
+            "             4096,16384,65536,131072)\n"
             "  --isa      comma list of scalar,avx2,avx512,neon, or best (default: all this CPU runs)\n"
             "  --threads  comma list of thread counts (default: 1 and the physical core count)\n"
             "  --mb       working set of the streaming benchmarks in MiB (default 256)\n"
@@ -1714,6 +1716,7 @@ int main(int argc, char **argv)
         !o.want_attention && !o.want_s2 && !o.want_lora)
         o.want_ceilings = o.want_convert = o.want_rope = o.want_merge = o.want_logprobs = o.want_attention =
             o.want_s2 = o.want_lora = 1;
+    const int seq_given = o.n_seqs; /* the CUDA attention bench has its own default lengths */
     if (o.n_seqs == 0) {
         o.seqs[o.n_seqs++] = o.quick ? 2048 : 4096;
         if (!o.quick)
@@ -1729,7 +1732,9 @@ int main(int argc, char **argv)
     if (cuda_device >= 0) {
 #if defined(LCX_BENCH_CUDA)
         const lcx_bench_cuda_opts co = {cuda_device, o.reps, o.mb, o.quick, o.want_rope, o.want_merge,
-                                        o.want_logprobs, o.want_lora, o.tokens, o.n_tokens, o.ranks, o.n_ranks};
+                                        o.want_logprobs, o.want_lora, o.want_attention, o.want_s2,
+                                        o.tokens, o.n_tokens, o.ranks, o.n_ranks,
+                                        seq_given ? o.seqs : NULL, seq_given ? o.n_seqs : 0};
         return lcx_bench_cuda(&co);
 #else
         fprintf(stderr, "longctx-bench: built without the CUDA backend\n");
