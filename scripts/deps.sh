@@ -10,7 +10,7 @@ set -euo pipefail
 want=(gcc pkg-config meson ninja-build libsleef-dev libhwloc-dev libopenblas-dev)
 cross=0
 if [ "${1:-}" = "--test" ]; then
-    want+=(libcmocka-dev cmake libudev-dev gcc-aarch64-linux-gnu qemu-user python3-numpy
+    want+=(libcmocka-dev cmake g++ libudev-dev gcc-aarch64-linux-gnu qemu-user python3-numpy
            libsleef-dev:arm64 libhwloc-dev:arm64 libcmocka-dev:arm64 libopenmpi-dev openmpi-bin)
     cross=1
 fi

@@ -3,6 +3,7 @@
 #   1. installs missing packages (scripts/deps.sh --test)
 #   2. native build (every x86 ISA the compiler has, CUDA when nvcc exists)
 #      and the whole suite: each ISA this CPU runs, the others reported skipped
+#   2b. the CUDA suite on a CPU emulation of the CUDA runtime (tools/cuda_emu)
 #   3. an AddressSanitizer + UndefinedBehaviorSanitizer build running the suite
 #      (built without CUDA: also proves the library builds and passes without it)
 #   4. the aarch64 cross build running the suite under qemu-aarch64 (NEON)
@@ -53,6 +54,19 @@ if setup build-ci --prefix="$root/_install" -Dbuildtype=release -Dwerror=true; t
     fi
 else
     fail=1; failed_steps+=("meson setup")
+fi
+
+step "CUDA suite on the emulated CUDA runtime (tools/cuda_emu; no GPU needed)"
+if grep -q "LCX_HAVE_CUDA 1" build-ci/lcx_config.h 2>/dev/null && [ "$(uname -m)" = x86_64 ] &&
+        command -v g++ >/dev/null; then
+    if bash tools/cuda_emu/run.sh build-ci build-ci/cuda_emu >build-ci/cuda_emu.log 2>&1; then
+        grep -E '^\[  PASSED  \]' build-ci/cuda_emu.log | sed 's/^/CUDA (emulated): /'
+    else
+        tail -40 build-ci/cuda_emu.log
+        fail=1; failed_steps+=("CUDA emulated suite")
+    fi
+else
+    echo "skipped: needs the CUDA backend built, x86-64 and g++"
 fi
 
 step "ASan + UBSan build and tests"

@@ -1,0 +1,770 @@
+/* A CPU emulation of the CUDA runtime and device, enough to run every .cu
+ * file of kernels/cuda and tests/test_cuda.c on a machine without a GPU
+ * (tools/cuda_emu/run.sh). It checks the kernels' logic, barriers and
+ * shared-memory use; it is not a substitute for a run on hardware (blocks
+ * run one after another, device math is glibc's within CUDA's documented
+ * error bounds, no timing, one device).
+ *  - "device" memory is host memory kept PROT_NONE outside kernels and
+ *    stream operations (a host access faults);
+ *  - one in-order queue serves every stream: kernel launches, async copies,
+ *    memsets, stream-ordered frees and event records are DEFERRED until a
+ *    synchronising call (stream/event/device synchronize, cudaMemcpy,
+ *    cudaFree, a copy to pageable host memory), so a host read of a result
+ *    before the sync, or a reuse of a pinned buffer before its copy ran, is
+ *    observable; pageable host -> device copies snapshot the source at the
+ *    call (CUDA's staging);
+ *  - each CUDA thread is a host thread; blocks of a grid run one after
+ *    another; __syncthreads is a block barrier that threads leave when they
+ *    exit (a barrier completed with exited threads is reported), with a
+ *    deadlock timeout and a check that all threads meet at the same
+ *    __syncthreads; warp collectives (shuffles, any, ldmatrix, mma) are
+ *    exchanges through a per-warp barrier, refused unless all 32 lanes are
+ *    live and at the same source line;
+ *  - __shared__ variables and dynamic shared memory are poisoned (byte
+ *    EMU_POISON, default 0xff) before every block; static + dynamic shared
+ *    memory is checked against the opt-in limit and > 48 KiB dynamic against
+ *    cudaFuncSetAttribute;
+ *  - launch configuration errors (zero grid, > 1024 threads, grid y/z >
+ *    65535) are reported through cudaGetLastError as on a GPU;
+ *  - kernel arguments are scanned for pointers into mapped host memory that
+ *    is neither pinned nor device memory (warning);
+ *  - cp.async copies are deferred to cp.async.wait_group; ldmatrix and
+ *    mma.sync m16n8k16 are emulated from the PTX fragment layouts;
+ *  - EMU_ULP=1 perturbs expf/logf/tanhf/sincosf/log results by up to the
+ *    CUDA documented maximum ulp error (random sign and size). */
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+#include <math.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __grid_constant__
+#define __align__(n) __attribute__((aligned(n)))
+#define __restrict__ __restrict
+
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct emu_uint3 { unsigned x, y, z; };
+inline thread_local emu_uint3 threadIdx, blockIdx;
+inline thread_local dim3 blockDim, gridDim;
+
+struct alignas(16) int4 { int x, y, z, w; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+struct alignas(16) float4 { float x, y, z, w; };
+inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+template <class T> inline T emu_ld(const void *p)
+{
+    if ((uintptr_t)p % alignof(T)) { fprintf(stderr, "emu: misaligned %zu-byte vector load at %p\n", sizeof(T), p); abort(); }
+    T r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+template <class T> inline void emu_st(void *p, const T &v)
+{
+    if ((uintptr_t)p % alignof(T)) { fprintf(stderr, "emu: misaligned %zu-byte vector store at %p\n", sizeof(T), p); abort(); }
+    memcpy(p, &v, sizeof v);
+}
+
+/* ---- arithmetic intrinsics (volatile: no contraction, no reassociation) ---- */
+inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
+inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
+inline float __fsub_rn(float a, float b) { volatile float r = a - b; return r; }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline double __dmul_rn(double a, double b) { volatile double r = a * b; return r; }
+inline double __dadd_rn(double a, double b) { volatile double r = a + b; return r; }
+inline double __dsub_rn(double a, double b) { volatile double r = a - b; return r; }
+inline float __double2float_rn(double a) { volatile float r = (float)a; return r; }
+inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b)
+{
+    return (unsigned long long)(((unsigned __int128)a * b) >> 64);
+}
+inline size_t __cvta_generic_to_shared(const void *p) { return (size_t)p; }
+inline size_t __cvta_generic_to_global(const void *p) { return (size_t)p; }
+inline unsigned long long atomicMin(unsigned long long *p, unsigned long long v)
+{
+    unsigned long long o = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+    while (v < o && !__atomic_compare_exchange_n(p, &o, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+    return o;
+}
+
+/* device math with the documented worst-case error (EMU_ULP=1) */
+inline int emu_ulp_on() { static int on = getenv("EMU_ULP") && atoi(getenv("EMU_ULP")); return on; }
+inline thread_local uint64_t emu_rs = 0x9e3779b97f4a7c15ull;
+inline int emu_rand_ulp(int max)
+{
+    emu_rs ^= emu_rs << 13; emu_rs ^= emu_rs >> 7; emu_rs ^= emu_rs << 17;
+    return (int)(emu_rs % (uint64_t)(2 * max + 1)) - max;
+}
+/* deterministic in the input, as the device functions are */
+inline int emu_hash_ulp(uint64_t x, int max)
+{
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
+    return (int)(x % (uint64_t)(2 * max + 1)) - max;
+}
+inline float emu_pf(float r, int max, uint64_t in)
+{
+    if (!emu_ulp_on() || !std::isfinite(r) || r == 0) return r;
+    int k = emu_hash_ulp(in, max);
+    for (; k > 0; k--) r = nextafterf(r, INFINITY);
+    for (; k < 0; k++) r = nextafterf(r, -INFINITY);
+    return r;
+}
+inline double emu_pd(double r, int max, uint64_t in)
+{
+    if (!emu_ulp_on() || !std::isfinite(r) || r == 0) return r;
+    int k = emu_hash_ulp(in, max);
+    for (; k > 0; k--) r = nextafter(r, INFINITY);
+    for (; k < 0; k++) r = nextafter(r, -INFINITY);
+    return r;
+}
+inline uint64_t emu_bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+inline uint64_t emu_bits(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
+inline float emu_expf(float x) { return emu_pf(::expf(x), 2, emu_bits(x) * 3 + 1); }
+inline float emu_logf(float x) { return emu_pf(::logf(x), 1, emu_bits(x) * 3 + 2); }
+inline float emu_tanhf(float x) { float r = emu_pf(::tanhf(x), 2, emu_bits(x) * 5 + 3); return r > 1 ? 1 : r < -1 ? -1 : r; }
+inline double emu_log(double x) { return emu_pd(::log(x), 1, emu_bits(x) * 7 + 4); }
+inline void emu_sincosf(float x, float *s, float *c)
+{
+    float ss, cc;
+    ::sincosf(x, &ss, &cc);
+    ss = emu_pf(ss, 2, emu_bits(x) * 11 + 5);
+    cc = emu_pf(cc, 2, emu_bits(x) * 13 + 6);
+    *s = ss > 1 ? 1 : ss < -1 ? -1 : ss;
+    *c = cc > 1 ? 1 : cc < -1 ? -1 : cc;
+}
+
+
+/* ---- fibers: the threads of a block as coroutines on one host thread
+ * (default; EMU_THREADS=1 or a TSan build uses one host thread per CUDA
+ * thread). Fibers switch only at barriers and warp collectives; the order
+ * in which they run each phase is EMU_SCHED: 0 forward, 1 reverse, 2 random. */
+extern "C" void emu_ctx_switch(void **save_sp, void *to_sp);
+struct emu_bar;
+struct emu_tstate;
+struct emu_fiber {
+    void *sp = nullptr;
+    char *stack = nullptr;
+    int done = 0;
+    emu_bar *wbar = nullptr;
+    unsigned long wgen = 0;
+    int tid = 0;
+};
+inline int emu_fibers()
+{
+#if defined(__SANITIZE_THREAD__)
+    return 0;
+#else
+    static int v = !(getenv("EMU_THREADS") && atoi(getenv("EMU_THREADS")));
+    return v;
+#endif
+}
+inline void *emu_sched_sp;
+inline emu_fiber *emu_cur_fiber;
+inline void emu_yield() { emu_ctx_switch(&emu_cur_fiber->sp, emu_sched_sp); }
+
+/* ---- barriers ---- */
+inline std::atomic<int> &emu_exit_warned() { static std::atomic<int> w{0}; return w; }
+struct emu_bar {
+    std::mutex mu;
+    std::condition_variable cv;
+    int expected = 0, arrived = 0, full = 0, first_line = 0, mismatch = 0;
+    unsigned long gen = 0;
+    const char *what = "barrier";
+    void reset(int n) { expected = full = n; arrived = 0; }
+    void release()
+    {
+        if (expected < full && !emu_exit_warned().exchange(1))
+            fprintf(stderr, "emu: WARNING %s completed after %d of %d threads exited (undefined in CUDA)\n", what,
+                    full - expected, full);
+        if (mismatch) {
+            fprintf(stderr, "emu: %s reached at different source lines (divergent)\n", what);
+            abort();
+        }
+        arrived = 0;
+        gen++;
+        cv.notify_all();
+    }
+    void wait(int line)
+    {
+        if (emu_fibers()) {
+            const unsigned long g = gen;
+            if (arrived == 0) { first_line = line; mismatch = 0; }
+            else if (line != first_line) mismatch = 1;
+            if (++arrived == expected) { release(); return; }
+            emu_cur_fiber->wbar = this;
+            emu_cur_fiber->wgen = g;
+            emu_yield();
+            return;
+        }
+        std::unique_lock<std::mutex> l(mu);
+        const unsigned long g = gen;
+        if (arrived == 0) { first_line = line; mismatch = 0; }
+        else if (line != first_line) mismatch = 1;
+        if (++arrived == expected) { release(); return; }
+        if (!cv.wait_for(l, std::chrono::seconds(120), [&] { return gen != g; })) {
+            fprintf(stderr, "emu: %s deadlock at line %d (%d of %d arrived): divergent barrier?\n", what, line,
+                    arrived, expected);
+            abort();
+        }
+    }
+    void drop()
+    {
+        if (emu_fibers()) {
+            expected--;
+            if (arrived > 0 && arrived == expected) release();
+            return;
+        }
+        std::lock_guard<std::mutex> l(mu);
+        expected--;
+        if (arrived > 0 && arrived == expected) release();
+    }
+};
+
+/* ---- memory ---- */
+typedef int cudaError_t;
+enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2, cudaErrorInvalidConfiguration = 9 };
+typedef struct emu_stream *cudaStream_t;
+typedef struct emu_event *cudaEvent_t;
+enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2,
+                      cudaMemcpyDeviceToDevice = 3 };
+#define cudaEventDisableTiming 2
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+
+struct emu_alloc { char *p; size_t n; };
+inline std::vector<emu_alloc> &emu_allocs() { static std::vector<emu_alloc> v; return v; }
+inline std::vector<emu_alloc> &emu_pinned() { static std::vector<emu_alloc> v; return v; }
+inline int &emu_open_depth() { static int d = 0; return d; }
+inline long &emu_launches() { static long n = 0; return n; }
+inline void emu_protect_all(int rw)
+{
+    for (auto &a : emu_allocs())
+        mprotect(a.p, a.n, rw ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+struct emu_open_scope { /* device memory readable and writable inside */
+    emu_open_scope() { if (emu_open_depth()++ == 0) emu_protect_all(1); }
+    ~emu_open_scope() { if (--emu_open_depth() == 0) emu_protect_all(0); }
+};
+inline size_t emu_pg(size_t n) { const size_t ps = (size_t)sysconf(_SC_PAGESIZE); return (n + ps - 1) / ps * ps; }
+inline int emu_in(const std::vector<emu_alloc> &v, const void *p, size_t n)
+{
+    for (auto &a : v)
+        if ((const char *)p >= a.p && (const char *)p + n <= a.p + a.n) return 1;
+    return 0;
+}
+inline int emu_is_dev(const void *p, size_t n) { return emu_in(emu_allocs(), p, n); }
+inline int emu_is_pinned(const void *p, size_t n) { return emu_in(emu_pinned(), p, n); }
+
+/* the one in-order queue */
+inline std::deque<std::function<void()>> &emu_q() { static std::deque<std::function<void()>> q; return q; }
+inline unsigned long &emu_q_done() { static unsigned long n = 0; return n; }
+inline unsigned long &emu_q_total() { static unsigned long n = 0; return n; }
+inline void emu_enqueue(std::function<void()> f) { emu_q().push_back(std::move(f)); emu_q_total()++; }
+inline void emu_run_until(unsigned long upto)
+{
+    while (emu_q_done() < upto && !emu_q().empty()) {
+        auto f = std::move(emu_q().front());
+        emu_q().pop_front();
+        f();
+        emu_q_done()++;
+    }
+}
+inline void emu_drain() { emu_run_until(~0ul); }
+
+inline cudaError_t cudaMalloc(void **p, size_t n)
+{
+    const size_t m = emu_pg(n ? n : 1);
+    void *q = mmap(NULL, m, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED) return cudaErrorMemoryAllocation;
+    emu_allocs().push_back({(char *)q, m});
+    if (emu_open_depth()) mprotect(q, m, PROT_READ | PROT_WRITE);
+    *p = q;
+    return cudaSuccess;
+}
+inline void emu_free_now(void *p)
+{
+    auto &v = emu_allocs();
+    for (size_t i = 0; i < v.size(); i++)
+        if (v[i].p == p) { munmap(v[i].p, v[i].n); v.erase(v.begin() + (long)i); return; }
+    fprintf(stderr, "emu: cudaFree of %p, not a device allocation\n", p);
+    abort();
+}
+inline cudaError_t cudaFree(void *p)
+{
+    emu_drain(); /* cudaFree synchronises */
+    if (p) emu_free_now(p);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
+inline cudaError_t cudaFreeAsync(void *p, cudaStream_t)
+{
+    if (!emu_is_dev(p, 1)) { fprintf(stderr, "emu: cudaFreeAsync of %p, not a device allocation\n", p); abort(); }
+    emu_enqueue([p] { emu_free_now(p); });
+    return cudaSuccess;
+}
+inline void emu_check_copy(void *d, const void *s, size_t n, cudaMemcpyKind k)
+{
+    const int dd = emu_is_dev(d, n), sd = emu_is_dev(s, n);
+    if ((k == cudaMemcpyHostToDevice && (!dd || sd)) || (k == cudaMemcpyDeviceToHost && (dd || !sd)) ||
+        (k == cudaMemcpyDeviceToDevice && (!dd || !sd))) {
+        fprintf(stderr, "emu: cudaMemcpy kind %d with wrong memory (%p <- %p, %zu)\n", (int)k, d, s, n);
+        abort();
+    }
+}
+inline cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t)
+{
+    emu_check_copy(d, s, n, k);
+    if (k == cudaMemcpyHostToDevice && !emu_is_pinned(s, n)) { /* pageable: staged at the call */
+        auto buf = std::make_shared<std::vector<char>>((const char *)s, (const char *)s + n);
+        emu_enqueue([d, buf, n] { emu_open_scope o; memcpy(d, buf->data(), n); });
+    } else if (k == cudaMemcpyDeviceToHost && !emu_is_pinned(d, n)) { /* pageable: synchronous */
+        emu_drain();
+        emu_open_scope o;
+        memcpy(d, s, n);
+    } else {
+        emu_enqueue([d, s, n] { emu_open_scope o; memcpy(d, s, n); });
+    }
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k)
+{
+    emu_check_copy(d, s, n, k);
+    emu_drain();
+    emu_open_scope o;
+    memcpy(d, s, n);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t)
+{
+    if (!emu_is_dev(d, n)) { fprintf(stderr, "emu: cudaMemsetAsync on non-device memory %p\n", d); abort(); }
+    emu_enqueue([d, v, n] { emu_open_scope o; memset(d, v, n); });
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemset(void *d, int v, size_t n) { emu_drain(); return cudaMemsetAsync(d, v, n, 0) || (emu_drain(), 0); }
+inline cudaError_t cudaMallocHost(void **p, size_t n)
+{
+    const size_t m = emu_pg(n ? n : 1);
+    void *q = mmap(NULL, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED) return cudaErrorMemoryAllocation;
+    memset(q, 0xA7, m);
+    emu_pinned().push_back({(char *)q, m});
+    *p = q;
+    return cudaSuccess;
+}
+inline cudaError_t cudaFreeHost(void *p)
+{
+    emu_drain();
+    auto &v = emu_pinned();
+    for (size_t i = 0; i < v.size(); i++)
+        if (v[i].p == p) { munmap(v[i].p, v[i].n); v.erase(v.begin() + (long)i); return cudaSuccess; }
+    fprintf(stderr, "emu: cudaFreeHost of %p, not pinned\n", p);
+    abort();
+}
+inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+inline thread_local int emu_dev = 0;
+inline cudaError_t cudaGetDevice(int *d) { *d = emu_dev; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int d) { if (d != 0) return cudaErrorInvalidValue; emu_dev = d; return cudaSuccess; }
+inline int emu_optin() { static int v = getenv("EMU_OPTIN") ? atoi(getenv("EMU_OPTIN")) : 232448; return v; } /* H100 */
+inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev)
+{
+    if (a != cudaDevAttrMaxSharedMemoryPerBlockOptin || dev != 0) return cudaErrorInvalidValue;
+    *v = emu_optin();
+    return cudaSuccess;
+}
+inline std::map<const void *, int> &emu_func_maxdyn() { static std::map<const void *, int> m; return m; }
+template <class F> cudaError_t cudaFuncSetAttribute(F *f, cudaFuncAttribute attr, int v)
+{
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > emu_optin()) return cudaErrorInvalidValue;
+    emu_func_maxdyn()[(const void *)f] = v;
+    return cudaSuccess;
+}
+struct emu_stream { int x; };
+struct emu_event { unsigned long at; int recorded; };
+inline cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = new emu_stream(); return cudaSuccess; }
+inline cudaError_t cudaStreamDestroy(cudaStream_t s) { emu_drain(); delete s; return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { emu_drain(); return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { emu_drain(); return cudaSuccess; }
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = new emu_event(); return cudaSuccess; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t)
+{
+    e->recorded = 1;
+    e->at = emu_q_total(); /* everything queued so far */
+    return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t e) { if (e->recorded) emu_run_until(e->at); return cudaSuccess; }
+inline thread_local cudaError_t emu_last = cudaSuccess;
+inline cudaError_t cudaGetLastError() { cudaError_t e = emu_last; emu_last = cudaSuccess; return e; }
+inline cudaError_t cudaPeekAtLastError() { return emu_last; }
+inline const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
+inline const char *cudaGetErrorName(cudaError_t e) { return e ? "cudaErrorEmulated" : "cudaSuccess"; }
+
+/* ---- execution ---- */
+struct emu_warp {
+    emu_bar bar;
+    const void *addr[32];
+    uint32_t a[32][4], b[32][2];
+    uint64_t slot[2][32];
+};
+struct emu_copy { void *d; const void *s; };
+struct emu_block {
+    emu_bar bar, endbar;
+    std::vector<std::unique_ptr<emu_warp>> warps;
+    std::vector<emu_alloc> shared; /* registered __shared__ variables */
+    size_t static_bytes = 0, dyn_bytes = 0;
+    char *dyn = nullptr;
+    int first_block = 1;
+};
+inline thread_local emu_block *emu_blk;
+inline thread_local emu_warp *emu_cur_warp;
+inline thread_local int emu_lane, emu_tid, emu_wphase;
+inline thread_local char *emu_dyn_smem;
+inline thread_local std::vector<emu_copy> emu_open_group;
+inline thread_local std::vector<std::vector<emu_copy>> emu_groups;
+inline int emu_poison() { static int v = getenv("EMU_POISON") ? (int)strtol(getenv("EMU_POISON"), 0, 0) : 0xff; return v; }
+
+#define __syncthreads() emu_blk->bar.wait(__LINE__)
+#define __shared__ static
+#define EMU_SHARED(x) emu_shared_reg(&(x), sizeof(x))
+inline void emu_shared_reg(void *p, size_t n)
+{
+    emu_block &b = *emu_blk;
+    if (!b.first_block) return; /* registered: poisoned between blocks by the launcher */
+    if (emu_tid == 0) {
+        b.shared.push_back({(char *)p, n});
+        b.static_bytes += n;
+        memset(p, emu_poison(), n);
+        if (b.static_bytes > 48 * 1024 || b.static_bytes + b.dyn_bytes > (size_t)emu_optin()) {
+            fprintf(stderr, "emu: shared memory %zu static + %zu dynamic exceeds the limits\n", b.static_bytes,
+                    b.dyn_bytes);
+            abort();
+        }
+    }
+    b.endbar.wait(-1);
+}
+
+inline void emu_warp_collective_check(emu_warp &w, unsigned mask)
+{
+    if (mask != 0xffffffffu || w.bar.expected != 32) {
+        fprintf(stderr, "emu: warp collective with mask %08x and %d live lanes\n", mask, w.bar.expected);
+        abort();
+    }
+}
+template <class T> inline T emu_shfl_xor(unsigned mask, T v, int o, int line)
+{
+    static_assert(sizeof(T) <= 8, "shfl type");
+    emu_warp &w = *emu_cur_warp;
+    emu_warp_collective_check(w, mask);
+    const int ph = emu_wphase ^= 1;
+    memcpy(&w.slot[ph][emu_lane], &v, sizeof v);
+    w.bar.wait(line);
+    T r;
+    memcpy(&r, &w.slot[ph][emu_lane ^ (o & 31)], sizeof r);
+    return r;
+}
+inline int emu_any(unsigned mask, int p, int line)
+{
+    emu_warp &w = *emu_cur_warp;
+    emu_warp_collective_check(w, mask);
+    const int ph = emu_wphase ^= 1;
+    w.slot[ph][emu_lane] = p != 0;
+    w.bar.wait(line);
+    int r = 0;
+    for (int l = 0; l < 32; l++) r |= (int)w.slot[ph][l];
+    return r;
+}
+#define __shfl_xor_sync(m, v, o, ...) emu_shfl_xor((m), (v), (o), __LINE__)
+#define __any_sync(m, p) emu_any((m), (p), __LINE__)
+
+inline void emu_cp_async16(void *d, const void *s) { emu_open_group.push_back({d, s}); }
+inline void emu_commit() { emu_groups.push_back(std::move(emu_open_group)); emu_open_group.clear(); }
+inline void emu_wait(int n)
+{
+    while ((int)emu_groups.size() > n) {
+        for (auto &c : emu_groups.front()) memcpy(c.d, c.s, 16);
+        emu_groups.erase(emu_groups.begin());
+    }
+}
+inline void emu_ldsm_x4(uint32_t (&r)[4], const uint16_t *p)
+{
+    emu_warp &w = *emu_cur_warp;
+    emu_warp_collective_check(w, 0xffffffffu);
+    const int l = emu_lane;
+    if (((uintptr_t)p) % 16) { fprintf(stderr, "emu: ldmatrix row address %p not 16-byte aligned\n", (const void *)p); abort(); }
+    w.addr[l] = p;
+    w.bar.wait(-2);
+    for (int j = 0; j < 4; j++) {
+        const uint16_t *row = (const uint16_t *)w.addr[8 * j + l / 4];
+        r[j] = (uint32_t)row[2 * (l % 4)] | (uint32_t)row[2 * (l % 4) + 1] << 16;
+    }
+    w.bar.wait(-3);
+}
+inline float emu_h2f(uint32_t h, bool bf16)
+{
+    uint32_t u;
+    if (bf16) u = h << 16;
+    else {
+        const uint32_t s = (h & 0x8000u) << 16, e = (h >> 10) & 31, m = h & 0x3ff;
+        if (e == 31) u = s | 0x7f800000u | (m << 13);
+        else if (e) u = s | ((e + 112) << 23) | (m << 13);
+        else { float f = (float)m * 0x1p-24f; memcpy(&u, &f, 4); u |= s; }
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+inline void emu_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bool bf16)
+{
+    emu_warp &w = *emu_cur_warp;
+    emu_warp_collective_check(w, 0xffffffffu);
+    const int l = emu_lane;
+    memcpy(w.a[l], a, sizeof w.a[l]);
+    memcpy(w.b[l], b, sizeof w.b[l]);
+    w.bar.wait(-4);
+    for (int r = 0; r < 4; r++) {
+        const int row = l / 4 + 8 * (r / 2), col = 2 * (l % 4) + r % 2;
+        double s = d[r];
+        for (int k = 0; k < 16; k++) {
+            const uint32_t ah = (w.a[(row % 8) * 4 + (k % 8) / 2][row / 8 + 2 * (k / 8)] >> (16 * (k % 2))) & 0xffff;
+            const uint32_t bh = (w.b[col * 4 + (k % 8) / 2][k / 8] >> (16 * (k % 2))) & 0xffff;
+            s += (double)emu_h2f(ah, bf16) * (double)emu_h2f(bh, bf16);
+        }
+        d[r] = (float)s;
+    }
+    w.bar.wait(-5);
+}
+
+/* kernel arguments pointing into mapped host memory that is neither device
+ * nor pinned memory (a GPU would fault on them) */
+inline void emu_scan_args(const void *p, size_t n, const char *kname)
+{
+    const long ps = sysconf(_SC_PAGESIZE);
+    for (size_t off = 0; off + 8 <= n; off += 8) {
+        uint64_t v;
+        memcpy(&v, (const char *)p + off, 8);
+        if (v < 65536 || v >= (1ull << 47)) continue;
+        if (emu_is_dev((void *)v, 1) || emu_is_pinned((void *)v, 1)) continue;
+        if ((v & 0xffffffffull) < 16) continue; /* a small int32 next to padding, not a pointer */
+        if (msync((void *)(v & ~(uint64_t)(ps - 1)), (size_t)ps, MS_ASYNC) == 0)
+            fprintf(stderr, "emu: WARNING kernel %s argument word at +%zu = %#llx points to host memory\n", kname, off,
+                    (unsigned long long)v);
+    }
+}
+
+
+struct emu_tstate {
+    emu_uint3 tix;
+    int lane, tid, wphase;
+    emu_warp *warp;
+    std::vector<emu_copy> open;
+    std::vector<std::vector<emu_copy>> groups;
+    uint64_t rs;
+};
+inline std::function<void()> *emu_fbody;
+inline void emu_fiber_entry()
+{
+    (*emu_fbody)();
+    emu_commit();
+    emu_wait(0);
+    emu_blk->bar.drop();
+    emu_cur_warp->bar.drop();
+    emu_cur_fiber->done = 1;
+    emu_yield();
+    abort();
+}
+inline int emu_sched_mode() { static int v = getenv("EMU_SCHED") ? atoi(getenv("EMU_SCHED")) : 0; return v; }
+inline void emu_run_fibers(dim3 grid, dim3 block, long nt, emu_block &blk, std::function<void()> body)
+{
+    const size_t SS = 256 * 1024;
+    static std::vector<char *> pool;
+    while ((long)pool.size() < nt) {
+        char *p = (char *)mmap(NULL, SS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) abort();
+        pool.push_back(p);
+    }
+    std::vector<emu_fiber> f((size_t)nt);
+    std::vector<emu_tstate> ts((size_t)nt);
+    std::vector<int> order((size_t)nt);
+    blockDim = block;
+    gridDim = grid;
+    emu_blk = &blk;
+    emu_dyn_smem = blk.dyn;
+    emu_fbody = &body;
+    uint64_t rng = 12345 + (uint64_t)emu_launches();
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                blockIdx = {x, y, z};
+                for (long t = 0; t < nt; t++) {
+                    emu_fiber &fb = f[(size_t)t];
+                    fb = emu_fiber();
+                    fb.tid = (int)t;
+                    fb.stack = pool[(size_t)t];
+                    uintptr_t top = ((uintptr_t)fb.stack + SS) & ~(uintptr_t)15;
+                    void **sp = (void **)top;
+                    *--sp = nullptr;                         /* fake return address of the entry */
+                    *--sp = (void *)&emu_fiber_entry;        /* ret target */
+                    for (int r = 0; r < 6; r++) *--sp = nullptr; /* rbp rbx r12-r15 */
+                    fb.sp = sp;
+                    emu_tstate &st = ts[(size_t)t];
+                    st.tix = {(unsigned)(t % block.x), (unsigned)((t / block.x) % block.y), (unsigned)(t / (block.x * block.y))};
+                    st.lane = (int)(t % 32);
+                    st.tid = (int)t;
+                    st.wphase = 0;
+                    st.warp = blk.warps[(size_t)t / 32].get();
+                    st.open.clear();
+                    st.groups.clear();
+                    st.rs = 0x9e3779b97f4a7c15ull ^ ((uint64_t)t * 0x100000001b3ull) ^ (uint64_t)emu_launches();
+                    order[(size_t)t] = (int)t;
+                }
+                long alive = nt;
+                while (alive > 0) {
+                    if (emu_sched_mode() == 1)
+                        for (long i = 0; i < nt; i++) order[(size_t)i] = (int)(nt - 1 - i);
+                    else if (emu_sched_mode() == 2)
+                        for (long i = nt - 1; i > 0; i--) {
+                            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+                            std::swap(order[(size_t)i], order[(size_t)(rng % (uint64_t)(i + 1))]);
+                        }
+                    int progress = 0;
+                    for (long k = 0; k < nt; k++) {
+                        const int t = order[(size_t)k];
+                        emu_fiber &fb = f[(size_t)t];
+                        if (fb.done || (fb.wbar && fb.wbar->gen == fb.wgen)) continue;
+                        fb.wbar = nullptr;
+                        emu_tstate &st = ts[(size_t)t];
+                        threadIdx = st.tix; emu_lane = st.lane; emu_tid = st.tid; emu_wphase = st.wphase;
+                        emu_cur_warp = st.warp; emu_rs = st.rs;
+                        std::swap(emu_open_group, st.open);
+                        std::swap(emu_groups, st.groups);
+                        emu_cur_fiber = &fb;
+                        emu_ctx_switch(&emu_sched_sp, fb.sp);
+                        st.wphase = emu_wphase; st.rs = emu_rs;
+                        std::swap(emu_open_group, st.open);
+                        std::swap(emu_groups, st.groups);
+                        progress = 1;
+                        if (fb.done) alive--;
+                    }
+                    if (!progress) {
+                        fprintf(stderr, "emu: deadlock in block (%u,%u,%u): every live thread waits at a barrier "
+                                        "that cannot complete (divergent __syncthreads or warp collective)\n", x, y, z);
+                        abort();
+                    }
+                }
+                blk.first_block = 0;
+                blk.bar.reset((int)nt);
+                for (auto &w : blk.warps) w->bar.reset(32);
+                for (auto &sh : blk.shared) memset(sh.p, emu_poison(), sh.n);
+                memset(blk.dyn, emu_poison(), blk.dyn_bytes);
+            }
+}
+
+template <class F>
+void emu_launch(const void *kfn, const char *kname, dim3 grid, dim3 block, size_t dyn, F body)
+{
+    const long nt = (long)block.x * block.y * block.z;
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u ||
+        nt == 0 || nt > 1024 || block.z > 64) {
+        emu_last = cudaErrorInvalidConfiguration;
+        return;
+    }
+    {
+        auto it = emu_func_maxdyn().find(kfn);
+        const size_t lim = it == emu_func_maxdyn().end() ? 48 * 1024 : (size_t)it->second;
+        if (dyn > lim) { emu_last = cudaErrorInvalidValue; return; }
+    }
+    if (nt % 32) { fprintf(stderr, "emu: block of %ld threads (partial warps not emulated)\n", nt); abort(); }
+    if (sizeof(F) > 4096) fprintf(stderr, "emu: WARNING %s: %zu bytes of kernel arguments\n", kname, sizeof(F));
+    emu_scan_args(&body, sizeof body, kname);
+    emu_enqueue([=] {
+        emu_launches()++;
+        emu_open_scope o;
+        emu_block blk;
+        blk.bar.what = "__syncthreads";
+        blk.endbar.what = "end of block";
+        blk.bar.reset((int)nt);
+        blk.endbar.reset((int)nt);
+        blk.dyn_bytes = dyn;
+        std::unique_ptr<char[]> dynbuf(new char[dyn + 256]);
+        blk.dyn = (char *)(((uintptr_t)dynbuf.get() + 255) & ~(uintptr_t)255);
+        memset(blk.dyn, emu_poison(), dyn);
+        for (long i = 0; i < nt / 32; i++) {
+            blk.warps.push_back(std::make_unique<emu_warp>());
+            blk.warps.back()->bar.what = "warp collective";
+            blk.warps.back()->bar.reset(32);
+        }
+        if (emu_fibers()) {
+            emu_run_fibers(grid, block, nt, blk, std::function<void()>(body));
+            return;
+        }
+        std::vector<std::thread> th;
+        for (long t = 0; t < nt; t++)
+            th.emplace_back([&, t] {
+                threadIdx = {(unsigned)(t % block.x), (unsigned)((t / block.x) % block.y), (unsigned)(t / (block.x * block.y))};
+                blockDim = block;
+                gridDim = grid;
+                emu_blk = &blk;
+                emu_cur_warp = blk.warps[t / 32].get();
+                emu_lane = (int)(t % 32);
+                emu_tid = (int)t;
+                emu_wphase = 0;
+                emu_dyn_smem = blk.dyn;
+                emu_rs = 0x9e3779b97f4a7c15ull ^ ((uint64_t)t * 0x100000001b3ull) ^ (uint64_t)emu_launches();
+                for (unsigned z = 0; z < grid.z; z++)
+                    for (unsigned y = 0; y < grid.y; y++)
+                        for (unsigned x = 0; x < grid.x; x++) {
+                            blockIdx = {x, y, z};
+                            body();
+                            emu_commit();
+                            emu_wait(0);
+                            blk.bar.drop(); /* this thread has exited */
+                            emu_cur_warp->bar.drop();
+                            blk.endbar.wait(-1);
+                            if (t == 0) { /* the next block: fresh barriers and poisoned shared memory */
+                                blk.first_block = 0;
+                                blk.bar.reset((int)nt);
+                                for (auto &w : blk.warps) w->bar.reset(32);
+                                for (auto &s : blk.shared) memset(s.p, emu_poison(), s.n);
+                                memset(blk.dyn, emu_poison(), dyn);
+                            }
+                            emu_wphase = 0;
+                            blk.endbar.wait(-1);
+                        }
+            });
+        for (auto &t : th) t.join();
+    });
+}
+
+struct emu_stats_t {
+    ~emu_stats_t()
+    {
+        if (getenv("EMU_STATS"))
+            fprintf(stderr, "emu: %ld kernel launches executed, %lu stream ops queued, %lu run\n", emu_launches(),
+                    emu_q_total(), emu_q_done());
+    }
+};
+inline emu_stats_t emu_stats;

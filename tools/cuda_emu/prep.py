@@ -1,0 +1,68 @@
+# prep.py SRC.cu DST.cc: the emulation copy of a kernels/cuda source (launches,
+# inline PTX, shared memory and device math rewritten for inc/cuda_runtime.h)
+import re, sys
+src, dst = sys.argv[1], sys.argv[2]
+s = open(src).read()
+# kernel launches -> emulated (deferred) launches
+def split_top(t):
+    depth, cur, out = 0, '', []
+    for ch in t:
+        if ch in '([{': depth += 1
+        if ch in ')]}': depth -= 1
+        if ch == ',' and depth == 0:
+            out.append(cur.strip()); cur = ''
+        else:
+            cur += ch
+    if cur.strip(): out.append(cur.strip())
+    return out
+def launch(m):
+    k, cfg, args = m.group(1), m.group(2), m.group(3)
+    parts = split_top(cfg)
+    assert len(parts) == 4, cfg
+    al = split_top(args)
+    # arguments are evaluated (and copied) at the launch, as in CUDA
+    decl = ' '.join('auto emu_a%d = (%s);' % (i, x) for i, x in enumerate(al))
+    call = ', '.join('emu_a%d' % i for i in range(len(al)))
+    return '{ %s emu_launch((const void *)&%s, "%s", dim3(%s), dim3(%s), (size_t)(%s), [=]() { %s(%s); }); }' % (
+        decl, k, k, parts[0], parts[1], parts[2], k, call)
+s, n = re.subn(r'([A-Za-z_][\w:]*(?:<[^<>;]*>)?)<<<([^;]*?)>>>\(([^;]*?)\);', launch, s, flags=re.S)
+print(src, 'launches:', n, file=sys.stderr)
+s = s.replace('#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n#define LCX_LORA_SM80 1', '#if LCX_EMU_SM80\n#define LCX_LORA_SM80 1')
+def asm(m):
+    t = m.group(0)
+    if 'cp.async.cg' in t: return 'emu_cp_async16(smem, gmem);'
+    if 'commit_group' in t: return 'emu_commit();'
+    if 'wait_group' in t: return 'emu_wait(n);'
+    if 'ldmatrix' in t: return 'emu_ldsm_x4(r, smem);'
+    if 'bf16.bf16' in t: return 'emu_mma(d, a, b, true);'
+    if 'f16.f16' in t: return 'emu_mma(d, a, b, false);'
+    raise SystemExit('unknown asm: ' + t)
+s, n = re.subn(r'asm volatile\((?:[^;"]|"[^"]*")*?\);', asm, s, flags=re.S)
+print(src, 'asm:', n, file=sys.stderr)
+# dynamic shared memory: the launch's buffer
+s, n = re.subn(r'extern __shared__ (\w+) (\w+)\[\];', r'\1 *const \2 = reinterpret_cast<\1 *>(emu_dyn_smem);', s)
+print(src, 'extern shared:', n, file=sys.stderr)
+# static shared memory: registered (poisoned before every block)
+def shared(m):
+    decl = m.group(0)
+    body = re.sub(r'__align__\(\d+\)', '', m.group(1))
+    depth, cur, parts = 0, '', []
+    for ch in body + ',':
+        if ch in '[(': depth += 1
+        if ch in '])': depth -= 1
+        if ch == ',' and depth == 0:
+            parts.append(cur); cur = ''
+        else:
+            cur += ch
+    names = [re.findall(r'\w+', parts[0].split('[')[0])[-1]] + [re.match(r'\s*(\w+)', p).group(1) for p in parts[1:]]
+    return decl + ' ' + ' '.join('EMU_SHARED(%s);' % x for x in names)
+s, n = re.subn(r'__shared__ ([^;]+);', shared, s)
+print(src, 'shared:', n, file=sys.stderr)
+# vector loads/stores through reinterpret_cast: alignment-checked
+s, n1 = re.subn(r'\*reinterpret_cast<(\w+) \*>\(([^;]*?)\) = ([^;]*);', r'emu_st<\1>(\2, \3);', s)
+s, n2 = re.subn(r'\*reinterpret_cast<const (\w+) \*>\(', r'emu_ld<\1>(', s)
+print(src, 'vector st/ld:', n1, n2, file=sys.stderr)
+# device math with the documented error bounds
+for f in ['expf', 'logf', 'tanhf', 'sincosf', 'log']:
+    s = re.sub(r'(?<![\w.])%s\(' % f, 'emu_%s(' % f, s)
+open(dst, 'w').write(s)
