@@ -438,6 +438,30 @@ static void attn_dev_run(void *arg)
     check(st, j->s2 ? "attention_s2_forward" : "attention_forward");
 }
 
+/* causal attention over fresh device tensors: q [1][sq][h][d] of qdt, k and
+ * v [1][sk][hkv][d] of kvdt, out like q */
+static void attn_dev_make(attn_dev *j, lcx_context *ctx, lcx_dtype qdt, lcx_dtype kvdt, int64_t sq, int64_t sk,
+                          int64_t h, int64_t hkv, int64_t d, uint32_t seed)
+{
+    memset(j, 0, sizeof *j);
+    j->ctx = ctx;
+    lcx_attention_params_default(&j->p);
+    j->p.causal = 1;
+    const int64_t shq[4] = {1, sq, h, d}, shk[4] = {1, sk, hkv, d};
+    lcx_tensor_init(&j->q, dev_fill(qdt, (size_t)(sq * h * d), 1.0f, seed), qdt, 4, shq);
+    lcx_tensor_init(&j->k, dev_fill(kvdt, (size_t)(sk * hkv * d), 1.0f, seed + 1), kvdt, 4, shk);
+    lcx_tensor_init(&j->v, dev_fill(kvdt, (size_t)(sk * hkv * d), 1.0f, seed + 2), kvdt, 4, shk);
+    lcx_tensor_init(&j->o, dev_alloc((size_t)(sq * h * d) * lcx_dtype_size(qdt)), qdt, 4, shq);
+}
+
+static void attn_dev_free(attn_dev *j)
+{
+    CK(cudaFree(j->q.data));
+    CK(cudaFree(j->k.data));
+    CK(cudaFree(j->v.data));
+    CK(cudaFree(j->o.data));
+}
+
 /* one timed call when a single call takes a second or more (long prefill
  * with an untuned kernel), the usual repetitions otherwise */
 static dstats time_dev_adaptive(dev_fn fn, void *arg, int reps)
@@ -500,15 +524,7 @@ static void bench_attention_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
         for (int dt = 0; dt < 2; dt++) {
             const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
             attn_dev j;
-            memset(&j, 0, sizeof j);
-            j.ctx = ctx;
-            lcx_attention_params_default(&j.p);
-            j.p.causal = 1;
-            const int64_t sq[4] = {1, S, H, D}, sk[4] = {1, S, HKV, D};
-            lcx_tensor_init(&j.q, dev_fill(dtype, (size_t)(S * H * D), 1.0f, 11), dtype, 4, sq);
-            lcx_tensor_init(&j.k, dev_fill(dtype, (size_t)(S * HKV * D), 1.0f, 12), dtype, 4, sk);
-            lcx_tensor_init(&j.v, dev_fill(dtype, (size_t)(S * HKV * D), 1.0f, 13), dtype, 4, sk);
-            lcx_tensor_init(&j.o, dev_alloc((size_t)(S * H * D) * lcx_dtype_size(dtype)), dtype, 4, sq);
+            attn_dev_make(&j, ctx, dtype, dtype, S, S, H, HKV, D, 11);
             const dstats s = time_dev_adaptive(attn_dev_run, &j, o->reps);
             const double flops = 2.0 * (double)S * (double)S * (double)H * (double)D, tf = flops / s.med * 1e-12;
             if (dt && sdpa < 0)
@@ -519,10 +535,7 @@ static void bench_attention_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
             else
                 printf("%-8lld %-6s %10.2f %10.2f %12s %9s\n", (long long)S, lcx_dtype_name(dtype), 1e3 * s.med, tf,
                        dt ? "n/a" : "-", "-");
-            CK(cudaFree(j.q.data));
-            CK(cudaFree(j.k.data));
-            CK(cudaFree(j.v.data));
-            CK(cudaFree(j.o.data));
+            attn_dev_free(&j);
         }
     }
     printf("  (SDPA: bench/sdpa_bench.py through python3, flash backend, bf16; n/a where torch with CUDA is "
@@ -536,23 +549,12 @@ static void bench_attention_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
     for (int ci = 0; ci < (o->quick ? 1 : 4); ci++) {
         const int64_t C = caches[ci];
         attn_dev j;
-        memset(&j, 0, sizeof j);
-        j.ctx = ctx;
-        lcx_attention_params_default(&j.p);
-        j.p.causal = 1;
-        const int64_t sq[4] = {1, 1, H, D}, sk[4] = {1, C, HKV, D};
-        lcx_tensor_init(&j.q, dev_fill(LCX_F32, (size_t)(H * D), 1.0f, 14), LCX_F32, 4, sq);
-        lcx_tensor_init(&j.k, dev_fill(LCX_BF16, (size_t)(C * HKV * D), 1.0f, 15), LCX_BF16, 4, sk);
-        lcx_tensor_init(&j.v, dev_fill(LCX_BF16, (size_t)(C * HKV * D), 1.0f, 16), LCX_BF16, 4, sk);
-        lcx_tensor_init(&j.o, dev_alloc((size_t)(H * D) * sizeof(float)), LCX_F32, 4, sq);
+        attn_dev_make(&j, ctx, LCX_F32, LCX_BF16, 1, C, H, HKV, D, 14);
         const dstats s = time_dev(attn_dev_run, &j, o->reps);
         const double bytes = 2.0 * 2.0 * (double)(C * HKV * D);
         printf("%-8lld %10.1f %10.1f %7.0f%%\n", (long long)C, 1e6 * s.med, bytes / s.med * 1e-9,
                100.0 * bytes / s.med * 1e-9 / g_copy);
-        CK(cudaFree(j.q.data));
-        CK(cudaFree(j.k.data));
-        CK(cudaFree(j.v.data));
-        CK(cudaFree(j.o.data));
+        attn_dev_free(&j);
     }
 }
 
@@ -563,15 +565,7 @@ static void bench_s2_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
            "%-6s %10s %10s %10s %8s\n",
            (long long)S, "g", "S2 ms", "causal ms", "ratio", "ideal");
     attn_dev j;
-    memset(&j, 0, sizeof j);
-    j.ctx = ctx;
-    lcx_attention_params_default(&j.p);
-    j.p.causal = 1;
-    const int64_t sq[4] = {1, S, H, D}, sk[4] = {1, S, HKV, D};
-    lcx_tensor_init(&j.q, dev_fill(LCX_BF16, (size_t)(S * H * D), 1.0f, 17), LCX_BF16, 4, sq);
-    lcx_tensor_init(&j.k, dev_fill(LCX_BF16, (size_t)(S * HKV * D), 1.0f, 18), LCX_BF16, 4, sk);
-    lcx_tensor_init(&j.v, dev_fill(LCX_BF16, (size_t)(S * HKV * D), 1.0f, 19), LCX_BF16, 4, sk);
-    lcx_tensor_init(&j.o, dev_alloc((size_t)(S * H * D) * 2), LCX_BF16, 4, sq);
+    attn_dev_make(&j, ctx, LCX_BF16, LCX_BF16, S, S, H, HKV, D, 17);
     const dstats full = time_dev_adaptive(attn_dev_run, &j, o->reps);
     const int64_t gs[2] = {S / 4, 2048};
     for (int gi = 0; gi < 2; gi++) {
@@ -584,10 +578,7 @@ static void bench_s2_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
                (double)gs[gi] / (double)S);
         j.s2 = NULL;
     }
-    CK(cudaFree(j.q.data));
-    CK(cudaFree(j.k.data));
-    CK(cudaFree(j.v.data));
-    CK(cudaFree(j.o.data));
+    attn_dev_free(&j);
 }
 
 int lcx_bench_cuda(const lcx_bench_cuda_opts *o)

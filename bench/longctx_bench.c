@@ -1737,6 +1737,7 @@ int main(int argc, char **argv)
                                         seq_given ? o.seqs : NULL, seq_given ? o.n_seqs : 0};
         return lcx_bench_cuda(&co);
 #else
+        (void)seq_given;
         fprintf(stderr, "longctx-bench: built without the CUDA backend\n");
         return 2;
 #endif

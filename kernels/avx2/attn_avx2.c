@@ -8,6 +8,7 @@
 #include <sleef.h>
 
 #include "../ktable.h"
+#include "../common/prefetch.h"
 #include "../common/fp_bits.h"
 #include "avx2_fp16.h"
 
@@ -113,16 +114,6 @@ float lcx_k_attn_max__avx2(const float *x, int32_t n16)
  * into L2 (below nk_avail): the next 64-key tile's rows of this head, which
  * the hardware prefetchers miss (kv heads interleave, so a head's rows are
  * far apart). */
-
-static inline void lcx_pf_bytes(const char *p, int64_t bytes)
-{
-    /* the empty volatile asm keeps the compiler from deleting a loop whose
-     * only effect is the prefetches */
-    for (int64_t b = 0; b < bytes; b += 64) {
-        _mm_prefetch(p + b, _MM_HINT_T1);
-        __asm__ volatile("");
-    }
-}
 
 static inline __m256 lcx_ld8(const void *p, int32_t dt, int64_t off)
 {

@@ -8,6 +8,7 @@
 #include <sleef.h>
 
 #include "../ktable.h"
+#include "../common/prefetch.h"
 
 /* s[r][0..16NV) = sum_t q[r][t] kt[t][0..16NV) for R rows */
 static inline __attribute__((always_inline)) void lcx_qk_block(const float *q, int64_t ldq, const float *kt,
@@ -132,16 +133,6 @@ float lcx_k_attn_max__avx512(const float *x, int32_t n16)
  * driver's 64-key tiles that is exactly what the next tile's call on this
  * head will read. Measured on Zen 4 over a 64k-key bf16 cache: 1.5x one
  * thread, 1.3x two; L1 prefetches (T0) at that distance were 2x slower. */
-
-static inline void lcx_pf_bytes(const char *p, int64_t bytes)
-{
-    /* the empty volatile asm keeps the compiler from deleting a loop whose
-     * only effect is the prefetches */
-    for (int64_t b = 0; b < bytes; b += 64) {
-        _mm_prefetch(p + b, _MM_HINT_T1);
-        __asm__ volatile("");
-    }
-}
 
 static inline __m512 lcx_ld16(const void *p, int32_t dt, int64_t off, __mmask16 m)
 {

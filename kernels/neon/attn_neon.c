@@ -8,6 +8,7 @@
 #include <sleef.h>
 
 #include "../ktable.h"
+#include "../common/prefetch.h"
 #include "../common/fp_bits.h"
 #include "neon_fp16.h"
 
@@ -109,16 +110,6 @@ float lcx_k_attn_max__neon(const float *x, int32_t n16)
  * While on key j the kernels fetch the same bytes of key j + LCX_ATTN_PF_KEYS
  * into L2 (below nk_avail): the next 64-key tile's rows of this head, far
  * apart in the cache because kv heads interleave. */
-
-static inline void lcx_pf_bytes(const char *p, int64_t bytes)
-{
-    /* the empty volatile asm keeps the compiler from deleting a loop whose
-     * only effect is the prefetches */
-    for (int64_t b = 0; b < bytes; b += 64) {
-        __builtin_prefetch(p + b, 0, 2);
-        __asm__ volatile("");
-    }
-}
 
 static inline float32x4_t lcx_ld4(const void *p, int32_t dt, int64_t off)
 {
