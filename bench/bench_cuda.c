@@ -538,24 +538,26 @@ static void bench_attention_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
             attn_dev_free(&j);
         }
     }
-    printf("  (SDPA: bench/sdpa_bench.py through python3, flash backend, bf16; n/a where torch with CUDA is "
-           "missing)\n");
+    printf("  (f32 runs the SIMT kernel, bf16 the tensor-core kernel; SDPA: bench/sdpa_bench.py through python3, "
+           "flash backend, bf16; n/a where torch with CUDA is missing)\n");
 
-    /* decode: one query over a bf16 cache */
+    /* decode: one query over a bf16 cache; q bf16 (tensor cores) and f32 (SIMT) */
     printf("\n== attention decode (1 query, heads 32, kv_heads 8, dim 128, bf16 cache; GB/s of K+V read) ==\n"
-           "%-8s %10s %10s %8s\n",
-           "cache", "us", "GB/s", "of copy");
+           "%-8s %-5s %10s %10s %8s\n",
+           "cache", "q", "us", "GB/s", "of copy");
     const int64_t caches[4] = {4096, 32768, 131072, 524288};
-    for (int ci = 0; ci < (o->quick ? 1 : 4); ci++) {
-        const int64_t C = caches[ci];
-        attn_dev j;
-        attn_dev_make(&j, ctx, LCX_F32, LCX_BF16, 1, C, H, HKV, D, 14);
-        const dstats s = time_dev(attn_dev_run, &j, o->reps);
-        const double bytes = 2.0 * 2.0 * (double)(C * HKV * D);
-        printf("%-8lld %10.1f %10.1f %7.0f%%\n", (long long)C, 1e6 * s.med, bytes / s.med * 1e-9,
-               100.0 * bytes / s.med * 1e-9 / g_copy);
-        attn_dev_free(&j);
-    }
+    for (int ci = 0; ci < (o->quick ? 1 : 4); ci++)
+        for (int qi = 0; qi < 2; qi++) {
+            const int64_t C = caches[ci];
+            const lcx_dtype qdt = qi ? LCX_F32 : LCX_BF16;
+            attn_dev j;
+            attn_dev_make(&j, ctx, qdt, LCX_BF16, 1, C, H, HKV, D, 14);
+            const dstats s = time_dev(attn_dev_run, &j, o->reps);
+            const double bytes = 2.0 * 2.0 * (double)(C * HKV * D);
+            printf("%-8lld %-5s %10.1f %10.1f %7.0f%%\n", (long long)C, lcx_dtype_name(qdt), 1e6 * s.med,
+                   bytes / s.med * 1e-9, 100.0 * bytes / s.med * 1e-9 / g_copy);
+            attn_dev_free(&j);
+        }
 }
 
 static void bench_s2_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)

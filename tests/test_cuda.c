@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/lcx_test.h"
+#include "util/json.h"
 #include "ref/attn_ref.h"
 #include "internal/lcx_internal.h"
 #include "longctx/rope.h"
@@ -1022,11 +1023,12 @@ typedef struct att_case {
     lcx_dtype dq, dk, dv, dout;
     const int64_t *cuq, *cuk;
     int32_t nseq;
+    int64_t plant_key; /* >= 0: V of this key (batch 0, kv head 0) gets inf in column 1 and NaN in 2 */
 } att_case;
 
 static att_case att_base(void)
 {
-    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0};
+    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0, -1};
     return c;
 }
 
@@ -1050,7 +1052,8 @@ static void att_check(const att_case *c, const att_t *Q, const att_t *K, const a
 {
     double vmax = 0;
     for (int64_t f = 0; f < c->B * c->Sk * c->Hkv * c->Dv; f++)
-        vmax = fmax(vmax, fabs(V->x[f]));
+        if (isfinite(V->x[f]))
+            vmax = fmax(vmax, fabs(V->x[f]));
     const double half_ulp = c->dout == LCX_BF16 ? 0x1p-8 : c->dout == LCX_F16 ? 0x1p-11 : 0;
     double *ref = malloc(sizeof(double) * (size_t)c->Dv);
     const int nseq = c->cuq ? c->nseq : (int)c->B;
@@ -1064,7 +1067,8 @@ static void att_check(const att_case *c, const att_t *Q, const att_t *K, const a
                 const size_t ob = (size_t)(b * O->t.stride[0] + (q0 + i) * O->t.stride[1] + h * O->t.stride[2]);
                 for (int64_t d = 0; d < c->Dv; d++) {
                     const double got = lcx_load_elem(obuf, (int32_t)c->dout, ob + (size_t)d);
-                    if (!(fabs(got - ref[d]) <= 2e-4 * vmax + half_ulp * fabs(ref[d])))
+                    if (!isfinite(ref[d]) ? (isnan(ref[d]) ? !isnan(got) : got != ref[d])
+                                          : !(fabs(got - ref[d]) <= 2e-4 * vmax + half_ulp * fabs(ref[d])))
                         lcx_fail_msg("%s (%s): b %lld q %lld h %lld d %lld: %.7g, want %.7g", what, who,
                                      (long long)b, (long long)(q0 + i), (long long)h, (long long)d, got, ref[d]);
                 }
@@ -1084,6 +1088,14 @@ static void att_run(const att_case *c, lcx_rng *rng, const char *what)
     att_make(&K, c->dk, c->B, c->Sk, c->Hkv, c->D, c->pad, rng, 1.5, 0);
     att_make(&V, c->dv, c->B, c->Sk, c->Hkv, c->Dv, c->pad, rng, 1.0, 0);
     att_make(&O, c->dout, c->B, c->Sq, c->H, c->Dv, c->pad, rng, 1.0, 1);
+    if (c->plant_key >= 0) {
+        const size_t o = (size_t)(c->plant_key * V.t.stride[1]);
+        lcx_store_elem(V.h, (int32_t)c->dv, o + 1, INFINITY);
+        lcx_store_elem(V.h, (int32_t)c->dv, o + 2, NAN);
+        V.x[c->plant_key * c->Hkv * c->Dv + 1] = INFINITY;
+        V.x[c->plant_key * c->Hkv * c->Dv + 2] = NAN;
+        to_dev(V.d, V.h, V.bytes);
+    }
     lcx_attention_params p;
     lcx_attention_params_default(&p);
     p.causal = c->causal;
@@ -1521,6 +1533,227 @@ static void test_cuda_attention_s2(void **state)
         att_free(&V);
         att_free(&O);
     }
+}
+
+/* The tensor-core forward (q, k, v of one 16-bit dtype, d = dv of 64, 96 or
+ * 128, compute capability >= 8): shapes around its 64-row, 64-key tiles,
+ * both dtypes and head dims, 16-byte rows (cp.async) and padded ones
+ * (element copies), causal/window/softcap/scale/GQA/MQA/varlen, split-KV
+ * decode, and inf/NaN planted in V at a key that some rows of a tile see and
+ * others do not (a zero weight must not turn them into NaN). Same oracle
+ * and tolerance as every attention case: P's split into two 16-bit halves
+ * keeps the f32-accumulation accuracy the bound assumes. */
+static void test_cuda_attention_tensor_cores(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 26);
+    const int64_t dims[3] = {64, 96, 128};
+    const int64_t seqs[7][2] = {{1, 1}, {63, 63}, {64, 64}, {65, 65}, {130, 200}, {200, 130}, {7, 300}};
+    for (int di = 0; di < 3; di++)
+        for (int x = 0; x < 7; x++) {
+            att_case c = att_base();
+            c.dq = c.dk = c.dv = (x + di) & 1 ? LCX_F16 : LCX_BF16;
+            c.dout = x % 3 == 0 ? LCX_F32 : c.dq;
+            c.D = c.Dv = dims[di];
+            c.H = 8;
+            c.Hkv = 2;
+            c.Sq = seqs[x][0];
+            c.Sk = seqs[x][1];
+            c.causal = (x + di) % 3 != 0;
+            c.pad = x == 3 || x == 5;
+            att_run(&c, &rng, "cuda attention tensor cores: shapes");
+        }
+    /* features on bf16, d 128 */
+    for (int x = 0; x < 9; x++) {
+        att_case c = att_base();
+        c.dq = c.dk = c.dv = c.dout = LCX_BF16;
+        c.D = c.Dv = 128;
+        c.Sq = c.Sk = 150;
+        c.causal = 1;
+        const int wins[4] = {0, 63, 64, 100};
+        if (x < 4)
+            c.window = wins[x];
+        if (x == 4)
+            c.softcap = 4.0;
+        if (x == 5)
+            c.scale = 0.4;
+        if (x == 6) {
+            c.H = 7;
+            c.Hkv = 1;
+            c.B = 2;
+            c.Sq = 33;
+        }
+        if (x == 7) { /* a GQA group wider than a block's 64 rows */
+            c.H = 96;
+            c.Hkv = 1;
+            c.Sq = 3;
+        }
+        if (x == 8) {
+            c.causal = 0;
+            c.B = 3;
+            c.Sq = 70;
+            c.pad = 1;
+        }
+        att_run(&c, &rng, "cuda attention tensor cores: features");
+    }
+    const int64_t cuq[6] = {0, 5, 5, 40, 41, 110}, cuk[6] = {0, 9, 20, 55, 130, 230};
+    for (int causal = 0; causal < 2; causal++) {
+        att_case c = att_base();
+        c.dq = c.dk = c.dv = causal ? LCX_F16 : LCX_BF16;
+        c.Sq = 110;
+        c.Sk = 230;
+        c.cuq = cuq;
+        c.cuk = cuk;
+        c.nseq = 5;
+        c.causal = causal;
+        c.H = 8;
+        c.Hkv = 2;
+        c.D = c.Dv = causal ? 96 : 64;
+        att_run(&c, &rng, "cuda attention tensor cores: varlen");
+    }
+    /* decode (split-KV over 256-key chunks) */
+    const struct {
+        int64_t Sq, Sk, H, Hkv, D;
+        lcx_dtype dt;
+        int window;
+    } dec[5] = {{1, 3000, 8, 2, 128, LCX_BF16, -1}, {3, 1100, 8, 2, 64, LCX_F16, -1}, {16, 2100, 4, 1, 96, LCX_BF16, 700},
+                {1, 513, 32, 1, 128, LCX_F16, -1},  {2, 1029, 8, 8, 128, LCX_BF16, -1}};
+    for (int x = 0; x < 5; x++) {
+        att_case c = att_base();
+        c.dq = c.dk = c.dv = c.dout = dec[x].dt;
+        c.Sq = dec[x].Sq;
+        c.Sk = dec[x].Sk;
+        c.H = dec[x].H;
+        c.Hkv = dec[x].Hkv;
+        c.D = c.Dv = dec[x].D;
+        c.causal = 1;
+        c.window = dec[x].window;
+        c.pad = x == 4;
+        att_run(&c, &rng, "cuda attention tensor cores: decode");
+    }
+    /* inf and NaN in V at a key some rows of a tile see and others do not:
+     * the last key under causal masking (one row sees it), a key inside a
+     * window band, the last key of a split decode */
+    const struct {
+        int64_t Sq, Sk, D, key;
+        lcx_dtype dt;
+        int window, pad;
+    } pl[4] = {{100, 100, 64, 99, LCX_BF16, -1, 0}, {100, 100, 128, 40, LCX_F16, 10, 1},
+               {2, 1000, 128, 999, LCX_BF16, -1, 0}, {2, 1000, 96, 998, LCX_F16, -1, 1}};
+    for (int x = 0; x < 4; x++) {
+        att_case c = att_base();
+        c.dq = c.dk = c.dv = pl[x].dt;
+        c.dout = x & 1 ? LCX_F32 : pl[x].dt;
+        c.Sq = pl[x].Sq;
+        c.Sk = pl[x].Sk;
+        c.D = c.Dv = pl[x].D;
+        c.H = 4;
+        c.Hkv = 1;
+        c.causal = 1;
+        c.window = pl[x].window;
+        c.pad = pl[x].pad;
+        c.plant_key = pl[x].key;
+        att_run(&c, &rng, "cuda attention tensor cores: inf/NaN in V");
+    }
+}
+
+/* LongLoRA's golden S2-Attn outputs (and full causal outputs) on the GPU:
+ * f32 inputs as given (tolerance of the CPU golden test), and the same
+ * values in bf16 (exact: they lie on a 1/64 grid) with the head dim
+ * zero-padded from 16 to 64 so that the tensor-core kernel runs them (the
+ * padded q/k columns add nothing to the scores, the padded v columns must
+ * come out 0; tolerance 2e-4 max|v|, the attention bound) */
+static void test_cuda_attention_golden(void **state)
+{
+    (void)state;
+    lcx_json *gj = lcx_golden_load("s2attn.json");
+    if (!gj)
+        skip();
+    const lcx_json *cfgs = lcx_json_get(gj, "configs");
+    for (size_t ci = 0; ci < cfgs->n; ci++) {
+        const lcx_json *c = &cfgs->items[ci];
+        const char *name = lcx_json_get(c, "name")->str;
+        const int64_t S = (int64_t)lcx_json_num(c, "seq_len"), H = (int64_t)lcx_json_num(c, "num_heads"),
+                      D = (int64_t)lcx_json_num(c, "head_dim"), g = (int64_t)lcx_json_num(c, "group_size");
+        const int roll = !strcmp(lcx_json_get(c, "semantics")->str, "roll");
+        const size_t n = (size_t)(S * H * D);
+        double *in[3], *want[2];
+        const char *names[3] = {"q", "k", "v"}, *outs[2] = {"out", "full_causal_out"};
+        for (int t = 0; t < 3; t++) {
+            in[t] = malloc(sizeof(double) * n);
+            lcx_json_nums(lcx_json_get(c, names[t]), in[t], n);
+        }
+        for (int t = 0; t < 2; t++) {
+            want[t] = malloc(sizeof(double) * n);
+            lcx_json_nums(lcx_json_get(c, outs[t]), want[t], n);
+        }
+        double vmax = 0;
+        for (size_t i = 0; i < n; i++)
+            vmax = fmax(vmax, fabs(in[2][i]));
+        for (int variant = 0; variant < 2; variant++) {
+            const lcx_dtype dt = variant ? LCX_BF16 : LCX_F32;
+            const int64_t Dp = variant ? 64 : D;
+            const size_t es = lcx_dtype_size(dt), np = (size_t)(S * H * Dp);
+            void *h[4], *d[4];
+            for (int t = 0; t < 4; t++) {
+                h[t] = calloc(np, es);
+                d[t] = dev_alloc(np * es);
+            }
+            for (int t = 0; t < 3; t++)
+                for (size_t i = 0; i < n; i++) {
+                    const size_t o = i / (size_t)D * (size_t)Dp + i % (size_t)D;
+                    lcx_store_elem(h[t], (int32_t)dt, o, (float)in[t][i]);
+                    assert_true(lcx_load_elem(h[t], (int32_t)dt, o) == in[t][i]); /* exact in bf16 */
+                }
+            memset(h[3], 0xCD, np * es);
+            for (int t = 0; t < 4; t++)
+                to_dev(d[t], h[t], np * es);
+            const int64_t sh[4] = {1, S, H, Dp};
+            lcx_tensor tv[4];
+            for (int t = 0; t < 4; t++)
+                lcx_tensor_init(&tv[t], d[t], dt, 4, sh);
+            for (int which = 0; which < 2; which++) {
+                lcx_status st;
+                if (which == 0) {
+                    lcx_s2_params p;
+                    lcx_s2_params_default(&p);
+                    p.group_size = g;
+                    p.mode = roll ? LCX_S2_ROLL : S % g ? LCX_S2_RAGGED : LCX_S2_SEGMENTS;
+                    p.scale = lcx_json_num(c, "scale");
+                    st = lcx_attention_s2_forward(gpu, &p, &tv[0], &tv[1], &tv[2], &tv[3], NULL);
+                } else {
+                    lcx_attention_params p;
+                    lcx_attention_params_default(&p);
+                    p.causal = 1;
+                    p.scale = lcx_json_num(c, "scale");
+                    st = lcx_attention_forward(gpu, &p, &tv[0], &tv[1], &tv[2], &tv[3], NULL);
+                }
+                if (st != LCX_OK)
+                    lcx_fail_msg("golden %s: cuda: %s", name, lcx_last_error());
+                assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+                to_host(h[3], d[3], np * es);
+                const double tol = variant ? 2e-4 * vmax : 1e-5;
+                for (size_t o = 0; o < np; o++) {
+                    const double got = lcx_load_elem(h[3], (int32_t)dt, o);
+                    const size_t col = o % (size_t)Dp, i = o / (size_t)Dp * (size_t)D + col;
+                    const double ref = col < (size_t)D ? want[which][i] : 0.0;
+                    if (!(fabs(got - ref) <= tol + (variant ? 0x1p-8 * fabs(ref) : 0)))
+                        lcx_fail_msg("golden %s %s %s: element %zu: %.8g, want %.8g", name, outs[which],
+                                     variant ? "bf16 d 64" : "f32", o, got, ref);
+                }
+            }
+            for (int t = 0; t < 4; t++) {
+                free(h[t]);
+                lcx_cuda_free(gpu->cuda, d[t]);
+            }
+        }
+        for (int t = 0; t < 3; t++)
+            free(in[t]);
+        for (int t = 0; t < 2; t++)
+            free(want[t]);
+    }
+    lcx_json_free(gj);
 }
 
 /* ---- LoRA ---- */
@@ -2425,6 +2658,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cuda_attention_merge),
         cmocka_unit_test(test_cuda_attention_bad_input),
         cmocka_unit_test(test_cuda_attention_s2),
+        cmocka_unit_test(test_cuda_attention_tensor_cores),
+        cmocka_unit_test(test_cuda_attention_golden),
     };
     char *args[2] = {argv[0], "auto"};
     if (setup(NULL) != 0) {

@@ -5,6 +5,10 @@
  * alignment, window, GQA, softcap, scale, varlen, S2-Attn index arithmetic,
  * NaN and empty-row rules); the host side has validated every argument.
  *
+ * q, k and v of one 16-bit dtype with d = dv of 64, 96 or 128 run on tensor
+ * cores (attention_tc.cu, same work items and index rules); every other
+ * combination, and devices before sm_80, run the SIMT kernel here.
+ *
  * Forward kernel (SIMT, f32 arithmetic):
  *  - a block has 4 warps and owns BQ = 4 * RW rows of one (sequence, kv
  *    head): rows enumerate (query position i, query head g of the GQA group)
@@ -36,120 +40,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cuda_check.cuh"
-#include "longctx/attention.h"
+#include "attention.cuh"
 #include "../common/fp_bits.h"
 
-#define LCX_CA_BK 32           /* keys per tile (one per lane) */
-#define LCX_CA_WARPS 4         /* warps per block */
-#define LCX_CA_THREADS (32 * LCX_CA_WARPS)
-#define LCX_CA_CHUNK 256       /* keys per split-KV chunk */
-#define LCX_CA_SPLIT_MAX_Q 16  /* split the keys when seq_q <= this */
-#define LCX_CA_MAX_D 512
-
-namespace {
-
-struct lcx_ca_args {
-    const void *q, *k, *v;
-    void *out;
-    float *lse;
-    int64_t qst[3], kst[3], vst[3], ost[3]; /* element strides of batch, seq, head */
-    int32_t qdt, kdt, vdt, odt;
-    int64_t B, Sq, Sk, H, Hkv, G, D, Dv;
-    int32_t Dp;   /* Q row stride in shared memory (D rounded up to 4) */
-    int32_t ldkv; /* K/V row stride in shared memory (4 mod 32) */
-    float scale, softcap;
-    int32_t causal;
-    int64_t window;
-    int64_t n_seqs;
-    const int64_t *cu_q, *cu_k, *it_start; /* varlen (device copies), else NULL */
-    int64_t tiles;                         /* not varlen: row tiles per (sequence, kv head) */
-    int64_t n_items, n_chunks;
-    float *part; /* split: [chunk][B][H][Sq][Dv + 2] (unnormalised O, m, l) */
-    int32_t s2;  /* 0 off, else 1 + lcx_s2_mode */
-    int64_t g, h0, fwd, back;
-};
-
-__device__ __forceinline__ int64_t ca_mod(int64_t a, int64_t n)
-{
-    const int64_t r = a % n;
-    return r < 0 ? r + n : r;
-}
-
-/* visible keys of output row i of query head h (lcx_rowvis of lib/attention.c) */
-__device__ int ca_rowvis(const lcx_ca_args &a, int64_t h, int64_t i, int64_t lq, int64_t lk, int64_t *lo,
-                         int64_t *hi)
-{
-    if (!a.s2) {
-        if (!a.causal) {
-            lo[0] = 0;
-            hi[0] = lk - 1;
-            return 1;
-        }
-        const int64_t p = lk - lq + i;
-        hi[0] = p < lk - 1 ? p : lk - 1;
-        lo[0] = a.window >= 0 ? (p - a.window > 0 ? p - a.window : 0) : 0;
-        return 1;
-    }
-    const int64_t g = a.g, N = lk;
-    if (h < a.h0) {
-        lo[0] = i / g * g;
-        hi[0] = i;
-        return 1;
-    }
-    if (a.s2 != 1 + LCX_S2_ROLL) {
-        const int64_t half = g / 2;
-        lo[0] = i < half ? 0 : half + (i - half) / g * g;
-        hi[0] = i;
-        return 1;
-    }
-    const int64_t n = ca_mod(i - a.back, N), n0 = n / g * g;
-    const int64_t s = ca_mod(n0 - a.fwd, N), e = ca_mod(n - a.fwd, N);
-    if (s <= e) {
-        lo[0] = s;
-        hi[0] = e;
-        return 1;
-    }
-    lo[0] = 0;
-    hi[0] = e;
-    lo[1] = s;
-    hi[1] = N - 1;
-    return 2;
-}
-
-/* token whose query produces output row i of head h (lcx_qsrc) */
-__device__ int64_t ca_qsrc(const lcx_ca_args &a, int64_t h, int64_t i, int64_t lq)
-{
-    if (a.s2 != 1 + LCX_S2_ROLL || h < a.h0)
-        return i;
-    return ca_mod(ca_mod(i - a.back, lq) - a.fwd, lq);
-}
-
-__device__ __forceinline__ float ca_warp_max(float x)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-    return x;
-}
-
-__device__ __forceinline__ float ca_warp_sum(float x)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-
-/* out row and lse of a finished row (lcx_attn_finish_row) */
-__device__ __forceinline__ float ca_final(float o, float l)
-{
-    const float inv = l > 0 ? 1.0f / l : 0.0f;
-    return isnan(l) ? NAN : l > 0 ? o * inv : 0.0f;
-}
-
-__device__ __forceinline__ float ca_final_lse(float m, float l)
-{
-    return isnan(l) ? NAN : l > 0 ? m + logf(l) : -INFINITY;
-}
+namespace lcx_ca {
 
 template <int RW, int NC>
 __global__ void __launch_bounds__(LCX_CA_THREADS) lcx_ca_forward_kernel(const lcx_ca_args a)
@@ -167,91 +61,16 @@ __global__ void __launch_bounds__(LCX_CA_THREADS) lcx_ca_forward_kernel(const lc
     const int64_t total = a.n_items * a.n_chunks;
 
     for (int64_t id = blockIdx.x; id < total; id += gridDim.x) {
-        const int64_t chunk = id % a.n_chunks, it = id / a.n_chunks;
-        int64_t s, rem;
-        if (a.it_start) {
-            int64_t lo = 0, hi = a.n_seqs;
-            while (hi - lo > 1) {
-                const int64_t mid = (lo + hi) / 2;
-                if (a.it_start[mid] <= it)
-                    lo = mid;
-                else
-                    hi = mid;
-            }
-            s = lo;
-            rem = it - a.it_start[lo];
-        } else {
-            s = it / (a.Hkv * a.tiles);
-            rem = it % (a.Hkv * a.tiles);
-        }
-        int64_t b, q0, lq, k0, lk;
-        if (a.cu_q) {
-            b = 0;
-            q0 = a.cu_q[s];
-            lq = a.cu_q[s + 1] - q0;
-            k0 = a.cu_k[s];
-            lk = a.cu_k[s + 1] - k0;
-        } else {
-            b = s;
-            q0 = 0;
-            lq = a.Sq;
-            k0 = 0;
-            lk = a.Sk;
-        }
-        const int64_t nt = (a.G * lq + BQ - 1) / BQ;
-        const int64_t kvh = rem / nt, f0 = rem % nt * BQ;
-        const int nrows = (int)(a.G * lq - f0 < BQ ? a.G * lq - f0 : BQ);
+        const ca_item t = ca_locate(a, id, BQ);
+        const int64_t chunk = t.chunk, b = t.b, q0 = t.q0, k0 = t.k0, kvh = t.kvh;
+        const int nrows = t.nrows;
 
         __syncthreads(); /* the previous item is done with the shared arrays */
-        if (threadIdx.x < BQ) {
-            const int r = threadIdx.x;
-            if (r < nrows) {
-                const int64_t f = f0 + r, i = f / a.G, h = kvh * a.G + f % a.G;
-                int64_t lo[2] = {0, 0}, hi[2] = {-1, -1};
-                rnv[r] = ca_rowvis(a, h, i, lq, lk, lo, hi);
-                rlo[r][0] = lo[0];
-                rhi[r][0] = hi[0];
-                rlo[r][1] = lo[1];
-                rhi[r][1] = hi[1];
-                ri[r] = i;
-                rh[r] = h;
-                rq[r] = b * a.qst[0] + (q0 + ca_qsrc(a, h, i, lq)) * a.qst[1] + h * a.qst[2];
-            } else {
-                rnv[r] = 0;
-                rlo[r][0] = rlo[r][1] = 0;
-                rhi[r][0] = rhi[r][1] = -1;
-                ri[r] = rh[r] = rq[r] = 0;
-            }
-        }
+        if (threadIdx.x < BQ)
+            ca_row_setup(a, t, threadIdx.x, rlo, rhi, rnv, ri, rh, rq);
         __syncthreads();
-        if (threadIdx.x == 0) {
-            /* union of the rows' intervals: a main run and the wrap run */
-            int64_t ivlo[2] = {lk, lk}, ivhi[2] = {-1, -1};
-            for (int r = 0; r < nrows; r++)
-                for (int x = 0; x < rnv[r]; x++) {
-                    ivlo[x] = rlo[r][x] < ivlo[x] ? rlo[r][x] : ivlo[x];
-                    ivhi[x] = rhi[r][x] > ivhi[x] ? rhi[r][x] : ivhi[x];
-                }
-            int n = ivhi[0] >= ivlo[0] ? 1 : 0;
-            if (ivhi[1] >= ivlo[1]) {
-                if (n && ivlo[1] <= ivhi[0] + 1) {
-                    ivhi[0] = ivhi[1] > ivhi[0] ? ivhi[1] : ivhi[0];
-                } else {
-                    n = 2;
-                }
-            }
-            if (a.n_chunks > 1) { /* this chunk's share of the keys (never S2: one run) */
-                const int64_t clo = chunk * LCX_CA_CHUNK, chi = clo + LCX_CA_CHUNK - 1;
-                ivlo[0] = ivlo[0] > clo ? ivlo[0] : clo;
-                ivhi[0] = ivhi[0] < chi ? ivhi[0] : chi;
-                n = ivhi[0] >= ivlo[0] ? 1 : 0;
-            }
-            run_lo[0] = ivlo[0];
-            run_hi[0] = ivhi[0];
-            run_lo[1] = ivlo[1];
-            run_hi[1] = ivhi[1];
-            n_runs = n;
-        }
+        if (threadIdx.x == 0)
+            n_runs = ca_runs(a, t, rlo, rhi, rnv, run_lo, run_hi);
         /* the Q tile, scaled as the CPU does it (widen, then multiply) */
         for (int idx = threadIdx.x; idx < BQ * a.Dp; idx += LCX_CA_THREADS) {
             const int r = idx / a.Dp, c = idx % a.Dp;
@@ -510,7 +329,9 @@ lcx_status ca_launch_nc(int nc, const lcx_ca_args &a, size_t smem, unsigned grid
     }
 }
 
-} // namespace
+} // namespace lcx_ca
+
+using namespace lcx_ca;
 
 extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_desc *d, const lcx_tensor *q,
                                          const lcx_tensor *k, const lcx_tensor *v, const lcx_tensor *out, float *lse)
@@ -565,16 +386,46 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
         for (int64_t x = 0; x < a.n_seqs; x++)
             max_q = d->cu_q[x + 1] - d->cu_q[x] > max_q ? d->cu_q[x + 1] - d->cu_q[x] : max_q;
     }
-    /* 8 rows per block for decode-sized tiles and for head dims above 256
-     * (whose tiles then stay within 99 KiB of shared memory), else 32 */
-    const int rw = a.G * max_q <= 2 * LCX_CA_WARPS || nc == 16 ? 2 : 8;
-    const int BQ = LCX_CA_WARPS * rw;
-    a.Dp = (int32_t)((a.D + 3) & ~3);
-    {
+
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    /* an error left by earlier, unrelated work is reported as such */
+    LCX_CUDA_TRY(cudaPeekAtLastError());
+    int optin = 0;
+    LCX_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, s->device));
+
+    /* tensor cores for q, k, v of one 16-bit dtype and d = dv of 64/96/128 */
+    const bool tc = q->dtype == k->dtype && q->dtype == v->dtype && (q->dtype == LCX_BF16 || q->dtype == LCX_F16) &&
+                    a.D == a.Dv && tc_available((int)a.D, q->dtype == LCX_BF16);
+    int BQ, tc_warps = 0;
+    size_t smem, smem_static;
+    if (tc) {
+        /* 128 rows per block where there are that many (prefill), else 64 */
+        tc_warps = a.G * max_q >= 128 ? 8 : 4;
+        BQ = 16 * tc_warps;
+        smem = tc_smem_bytes((int)a.D);
+        smem_static = 20 * 1024;
+        /* 16-byte rows for cp.async: aligned bases, strides in multiples of 8 halves */
+        bool vec = ((uintptr_t)a.q | (uintptr_t)a.k | (uintptr_t)a.v) % 16 == 0;
+        for (int x = a.B > 1 ? 0 : 1; x < 3; x++)
+            vec = vec && a.qst[x] % 8 == 0 && a.kst[x] % 8 == 0 && a.vst[x] % 8 == 0;
+        a.vec = vec;
+        /* causal rows further down see more keys: start those first */
+        a.rev_tiles = a.causal || a.s2;
+    } else {
+        /* 8 rows per block for decode-sized tiles and for head dims above 256
+         * (whose tiles then stay within 99 KiB of shared memory), else 32 */
+        const int rw = a.G * max_q <= 2 * LCX_CA_WARPS || nc == 16 ? 2 : 8;
+        BQ = LCX_CA_WARPS * rw;
+        a.Dp = (int32_t)((a.D + 3) & ~3);
         const int64_t wide = a.Dp > a.Dv ? a.Dp : a.Dv;
         a.ldkv = (int32_t)(((wide + 31) & ~31) + 4);
+        smem = sizeof(float) * ((size_t)BQ * a.Dp + (size_t)LCX_CA_BK * a.ldkv + (size_t)BQ * LCX_CA_BK);
+        smem_static = 1024;
     }
-    const size_t smem = sizeof(float) * ((size_t)BQ * a.Dp + (size_t)LCX_CA_BK * a.ldkv + (size_t)BQ * LCX_CA_BK);
+    if (smem + smem_static > (size_t)optin) /* plus the kernel's static row tables */
+        return lcx_fail(LCX_E_UNSUPPORTED, "%s: head dims %lld/%lld need %zu bytes of shared memory per block, "
+                        "the device allows %d", op, (long long)a.D, (long long)a.Dv, smem + smem_static, optin);
 
     /* work items: per sequence, kv heads x row tiles; split-KV chunks */
     int64_t n_items = 0;
@@ -591,16 +442,6 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
                      : 1;
     if (n_items == 0)
         return LCX_OK;
-
-    lcx_device_scope scope(s->device);
-    LCX_CUDA_TRY(scope.err);
-    /* an error left by earlier, unrelated work is reported as such */
-    LCX_CUDA_TRY(cudaPeekAtLastError());
-    int optin = 0;
-    LCX_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, s->device));
-    if (smem + 1024 > (size_t)optin) /* plus the kernel's static row tables */
-        return lcx_fail(LCX_E_UNSUPPORTED, "%s: head dims %lld/%lld need %zu bytes of shared memory per block, "
-                        "the device allows %d", op, (long long)a.D, (long long)a.Dv, smem, optin);
 
     /* scratch: the varlen tables, then the split-KV partial results */
     const size_t up = d->cu_q ? 3 * (size_t)(a.n_seqs + 1) * sizeof(int64_t) : 0;
@@ -640,7 +481,9 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
     const int64_t total = a.n_items * a.n_chunks;
     const unsigned grid = (unsigned)(total < (int64_t)1 << 30 ? total : (int64_t)1 << 30);
     lcx_status st;
-    if (rw == 2)
+    if (tc)
+        st = tc_launch(a, q->dtype == LCX_BF16, tc_warps, smem, grid, s->stream);
+    else if (BQ == 2 * LCX_CA_WARPS)
         st = nc == 16 ? ca_launch<2, 16>(a, smem, grid, s->stream) : ca_launch_nc<2>(nc, a, smem, grid, s->stream);
     else
         st = ca_launch_nc<8>(nc, a, smem, grid, s->stream);

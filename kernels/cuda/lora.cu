@@ -47,15 +47,13 @@
 #include <string.h>
 
 #include "cuda_check.cuh"
+#include "mma.cuh"
 #include "../common/fp_bits.h"
 
 #define LCX_LORA_THREADS 256
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-#define LCX_LORA_SM80 1 /* mma.sync bf16/f16 m16n8k16, ldmatrix, cp.async */
-#else
-#define LCX_LORA_SM80 0
-#endif
+/* mma.sync bf16/f16 m16n8k16, ldmatrix, cp.async (mma.cuh) */
+#define LCX_LORA_SM80 LCX_CUDA_SM80
 
 namespace {
 
@@ -259,59 +257,7 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS)
 
 /* ---- tensor-core GEMM (16-bit x and W of one dtype) ---- */
 
-__device__ __forceinline__ void lcx_cp_async16(void *smem, const void *gmem)
-{
-#if LCX_LORA_SM80
-    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(__cvta_generic_to_global(gmem))
-                 : "memory");
-#else
-    *reinterpret_cast<uint4 *>(smem) = *reinterpret_cast<const uint4 *>(gmem);
-#endif
-}
-
-__device__ __forceinline__ void lcx_cp_async_commit()
-{
-#if LCX_LORA_SM80
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-
-/* wait until at most n of this thread's cp.async groups are in flight */
-template <int n> __device__ __forceinline__ void lcx_cp_async_wait()
-{
-#if LCX_LORA_SM80
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(n) : "memory");
-#endif
-}
-
-#if LCX_LORA_SM80
-/* four 8x8 b16 matrices; lanes 8j..8j+7 give the row addresses of matrix j,
- * register j receives (row lane/4, columns 2 (lane%4), +1) of matrix j */
-__device__ __forceinline__ void lcx_ldsm_x4(uint32_t (&r)[4], const uint16_t *smem)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s)
-                 : "memory");
-}
-
-/* d += a b: a 16x16 (row), b 16x8 (col), d 16x8 f32 */
-template <int BF16> __device__ __forceinline__ void lcx_mma16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2])
-{
-    if constexpr (BF16)
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-                     "{%8, %9}, {%0, %1, %2, %3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    else
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-                     "{%8, %9}, {%0, %1, %2, %3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-#else
+#if !LCX_LORA_SM80
 template <int BF16> __device__ __forceinline__ float lcx_h2f(uint16_t h)
 {
     return lcx_bits_f32(BF16 ? lcx_bf16_to_f32_bits(h) : lcx_f16_to_f32_bits(h));

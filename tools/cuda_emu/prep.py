@@ -27,12 +27,13 @@ def launch(m):
         decl, k, k, parts[0], parts[1], parts[2], k, call)
 s, n = re.subn(r'([A-Za-z_][\w:]*(?:<[^<>;]*>)?)<<<([^;]*?)>>>\(([^;]*?)\);', launch, s, flags=re.S)
 print(src, 'launches:', n, file=sys.stderr)
-s = s.replace('#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n#define LCX_LORA_SM80 1', '#if LCX_EMU_SM80\n#define LCX_LORA_SM80 1')
+s = s.replace('#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n#define LCX_CUDA_SM80 1', '#if LCX_EMU_SM80\n#define LCX_CUDA_SM80 1')
 def asm(m):
     t = m.group(0)
     if 'cp.async.cg' in t: return 'emu_cp_async16(smem, gmem);'
     if 'commit_group' in t: return 'emu_commit();'
     if 'wait_group' in t: return 'emu_wait(n);'
+    if 'ldmatrix' in t and '.trans' in t: return 'emu_ldsm_x4_trans(r, smem);'
     if 'ldmatrix' in t: return 'emu_ldsm_x4(r, smem);'
     if 'bf16.bf16' in t: return 'emu_mma(d, a, b, true);'
     if 'f16.f16' in t: return 'emu_mma(d, a, b, false);'

@@ -13,7 +13,9 @@
 # forward/reverse/random at barriers), EMU_POISON (shared-memory fill byte),
 # EMU_ULP=1 (device math off by up to CUDA's documented error), EMU_OPTIN
 # (opt-in shared memory bytes, default an H100's), EMU_THREADS=1 (one host
-# thread per CUDA thread), SM80=0 (the pre-sm_80 LoRA path).
+# thread per CUDA thread), SM80=0 (kernels built for a pre-sm_80 target: the
+# SIMT LoRA and attention paths), EMU_NO_MEMPOOL=1 (a device without
+# stream-ordered memory pools).
 set -e
 [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [OUT_DIR]" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +26,9 @@ grep -q "LCX_HAVE_CUDA 1" "$B/lcx_config.h" || { echo "$B was built without the 
 [ -f "$B/tests/liblcx_test_util.a" ] || { echo "$B has no tests (-Dtests=true)" >&2; exit 2; }
 mkdir -p "$F/obj" "$F/tree/kernels/cuda" "$F/tree/kernels/common" "$F/tree/lib/internal"
 # a mirror of the headers the sources include by relative path
-cp "$M"/kernels/cuda/*.cuh "$F/tree/kernels/cuda/"
+for h in "$M"/kernels/cuda/*.cuh; do
+  python3 "$HERE/prep.py" "$h" "$F/tree/kernels/cuda/$(basename "$h")" 2>>"$F/prep.log"
+done
 cp "$M"/kernels/common/*.h "$F/tree/kernels/common/"
 cp "$M"/lib/internal/*.h "$F/tree/lib/internal/"
 CXX="g++ -std=c++20 -O2 -pthread -I$HERE/inc -I$M/include -I$B/include -I$B -DLCX_BUILDING -DLCX_EMU_SM80=${SM80:-1} -w"
@@ -43,4 +47,6 @@ cc -I"$B/tests" -I"$M/tests" -I"$B" -I"$M" -I"$B/include" -I"$M/include" -I"$B/l
 g++ -pthread -o "$F/test_cuda_emu" "$F/obj/test_cuda.o" $OBJS "$F"/lib/*.o "$B/tests/liblcx_test_util.a" \
   $(pkg-config --libs sleef hwloc cmocka 2>/dev/null || echo -lsleef -lhwloc -lcmocka) -lm
 echo "built $F/test_cuda_emu"
+# the golden files next to the tree, as the meson test setup passes them
+export LONGCTX_GOLDEN_DIR="${LONGCTX_GOLDEN_DIR:-$M/../shared/golden}"
 exec "$F/test_cuda_emu"

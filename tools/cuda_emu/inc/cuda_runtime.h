@@ -395,6 +395,14 @@ inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev)
     *v = emu_optin();
     return cudaSuccess;
 }
+/* the PTX version a kernel was built from: sm_90 code, or sm_70 with SM80=0 */
+struct cudaFuncAttributes { int ptxVersion, binaryVersion; };
+template <class F> cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *a, F *f)
+{
+    (void)f;
+    a->ptxVersion = a->binaryVersion = LCX_EMU_SM80 ? 90 : 70;
+    return cudaSuccess;
+}
 inline std::map<const void *, int> &emu_func_maxdyn() { static std::map<const void *, int> m; return m; }
 template <class F> cudaError_t cudaFuncSetAttribute(F *f, cudaFuncAttribute attr, int v)
 {
@@ -497,7 +505,14 @@ inline int emu_any(unsigned mask, int p, int line)
     for (int l = 0; l < 32; l++) r |= (int)w.slot[ph][l];
     return r;
 }
+inline void emu_syncwarp(int line)
+{
+    emu_warp &w = *emu_cur_warp;
+    emu_warp_collective_check(w, 0xffffffffu);
+    w.bar.wait(line);
+}
 #define __shfl_xor_sync(m, v, o, ...) emu_shfl_xor((m), (v), (o), __LINE__)
+#define __syncwarp(...) emu_syncwarp(__LINE__)
 #define __any_sync(m, p) emu_any((m), (p), __LINE__)
 
 inline void emu_cp_async16(void *d, const void *s) { emu_open_group.push_back({d, s}); }
@@ -520,6 +535,22 @@ inline void emu_ldsm_x4(uint32_t (&r)[4], const uint16_t *p)
     for (int j = 0; j < 4; j++) {
         const uint16_t *row = (const uint16_t *)w.addr[8 * j + l / 4];
         r[j] = (uint32_t)row[2 * (l % 4)] | (uint32_t)row[2 * (l % 4) + 1] << 16;
+    }
+    w.bar.wait(-3);
+}
+/* .trans: register j of lane l holds (rows 2 (l%4), +1; column l/4) of matrix j */
+inline void emu_ldsm_x4_trans(uint32_t (&r)[4], const uint16_t *p)
+{
+    emu_warp &w = *emu_cur_warp;
+    emu_warp_collective_check(w, 0xffffffffu);
+    const int l = emu_lane;
+    if (((uintptr_t)p) % 16) { fprintf(stderr, "emu: ldmatrix row address %p not 16-byte aligned\n", (const void *)p); abort(); }
+    w.addr[l] = p;
+    w.bar.wait(-2);
+    for (int j = 0; j < 4; j++) {
+        const uint16_t *r0 = (const uint16_t *)w.addr[8 * j + 2 * (l % 4)];
+        const uint16_t *r1 = (const uint16_t *)w.addr[8 * j + 2 * (l % 4) + 1];
+        r[j] = (uint32_t)r0[l / 4] | (uint32_t)r1[l / 4] << 16;
     }
     w.bar.wait(-3);
 }

@@ -1,0 +1,452 @@
+/* CUDA attention forward on tensor cores (sm_80+: mma.sync m16n8k16,
+ * ldmatrix, cp.async) for q, k and v of one 16-bit dtype and head dims
+ * d = dv of 64, 96 or 128; other shapes take the SIMT kernel of
+ * attention.cu. Work items, row order (query position x the GQA group's
+ * heads, so a K/V tile serves the whole group), masks, S2 index rules and
+ * split-KV are those of the SIMT kernel (attention.cuh).
+ *
+ * A block has 8 warps and owns 128 rows (4 warps and 64 rows for short
+ * query sets: decode), 16 per warp; keys stream in tiles of 64 through two
+ * shared-memory stages (K and V rows as stored, padded to
+ * d + 8 halves so the eight rows an ldmatrix reads fall in distinct banks),
+ * copied by cp.async while the previous tile is multiplied (a 128-row
+ * block halves the K/V traffic from L2 per query row). The Q tile goes
+ * through the second stage's buffers into registers (A fragments) once per
+ * item. Per tile and warp:
+ *  - S = Q K^T: 16 x 64 in f32 accumulators (16-bit products are exact in
+ *    f32), then S * scale, softcap, masks and the online softmax on the
+ *    fragments (each row lives in a quad of lanes: max and NaN by two
+ *    shuffles; the row sum l is kept per lane and summed at the end);
+ *  - O += P V on tensor cores. P is rounded to 16 bits for the A operand,
+ *    which alone would cost ~3 significant digits; P is therefore split as
+ *    P = hi + lo, both 16-bit, and both are multiplied (products exact, sums
+ *    in f32): P keeps ~16 bits, the CPU suite's 2e-4 bound holds and the
+ *    result is the f32-accumulated attention the API documents. f16 has a
+ *    narrow exponent range, so for f16 P is scaled by 2^14 first (weights
+ *    down to ~1e-12 stay normal) and O by 2^-14 at the end, exactly;
+ *  - a weight of 0 must contribute nothing even where V holds inf or NaN
+ *    (a key invisible to this row but visible to another): V fragments
+ *    are checked for non-finite values (integer tests on registers already
+ *    loaded, one vote per 16 keys x 16 columns) and such a piece is done
+ *    with f32 FMAs that skip zero weights instead.
+ * Sums run in an order fixed by the shape; results do not depend on the grid
+ * size or the run. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "attention.cuh"
+#include "mma.cuh"
+#include "../common/fp_bits.h"
+
+#define LCX_TC_BK 64 /* keys per tile */
+
+namespace lcx_ca {
+
+size_t tc_smem_bytes(int d) { return (size_t)4 * LCX_TC_BK * (size_t)(d + 8) * sizeof(uint16_t); }
+
+namespace {
+
+#if LCX_CUDA_SM80
+/* two floats rounded to 16 bits, packed (first in the low half) */
+template <int BF16> __device__ __forceinline__ uint32_t tc_pack(float x0, float x1)
+{
+    const uint32_t h0 = BF16 ? lcx_f32_to_bf16_bits(lcx_f32_bits(x0)) : lcx_f32_to_f16_bits(lcx_f32_bits(x0));
+    const uint32_t h1 = BF16 ? lcx_f32_to_bf16_bits(lcx_f32_bits(x1)) : lcx_f32_to_f16_bits(lcx_f32_bits(x1));
+    return h0 | h1 << 16;
+}
+
+template <int BF16> __device__ __forceinline__ float tc_widen(uint32_t h)
+{
+    return lcx_bits_f32(BF16 ? lcx_bf16_to_f32_bits((uint16_t)h) : lcx_f16_to_f32_bits((uint16_t)h));
+}
+
+/* hi and lo halves of the weights x0, x1: x = hi + lo to ~16 bits */
+template <int BF16> __device__ __forceinline__ void tc_split(float x0, float x1, uint32_t &hi, uint32_t &lo)
+{
+    hi = tc_pack<BF16>(x0, x1);
+    lo = tc_pack<BF16>(x0 - tc_widen<BF16>(hi & 0xffffu), x1 - tc_widen<BF16>(hi >> 16));
+}
+
+/* either 16-bit half of a packed pair is inf or NaN */
+template <int BF16> __device__ __forceinline__ bool tc_nonfinite2(uint32_t r)
+{
+    const uint32_t e = BF16 ? 0x7f80u : 0x7c00u;
+    return (r & e) == e || (r >> 16 & e) == e;
+}
+#endif
+
+/* `rows` 16-bit rows of D elements at global offsets offs[j] into shared
+ * rows of LD halves, by the block's NT threads; rows at or past `n` are
+ * zero (their products must be 0, not garbage) */
+template <int D, int LD, int NT>
+__device__ __forceinline__ void tc_stage(uint16_t *dst, const uint16_t *src, const int64_t *offs, int rows, int n,
+                                         int vec)
+{
+    constexpr int CH = D / 8; /* 16-byte chunks per row */
+    if (vec) {
+        for (int idx = threadIdx.x; idx < rows * CH; idx += NT) {
+            const int j = idx / CH, c = idx % CH;
+            uint16_t *d = dst + j * LD + c * 8;
+            if (j < n)
+                lcx_cp_async16(d, src + offs[j] + c * 8);
+            else
+                *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
+        }
+    } else {
+        for (int idx = threadIdx.x; idx < rows * D; idx += NT) {
+            const int j = idx / D, c = idx % D;
+            dst[j * LD + c] = j < n ? src[offs[j] + c] : (uint16_t)0;
+        }
+    }
+}
+
+template <int D, int BF16, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args a)
+{
+#if LCX_CUDA_SM80
+    constexpr int BQ = 16 * WARPS, BK = LCX_TC_BK, LD = D + 8, NTH = 32 * WARPS;
+    constexpr int KF = D / 16; /* k-steps of Q K^T */
+    constexpr int NT = BK / 8; /* 8-key column tiles of S */
+    constexpr int VN = D / 8;  /* 8-column tiles of O */
+    /* f16: P is scaled by 2^14 before the split, O by 2^-14 at the end */
+    constexpr float PS = BF16 ? 1.0f : 16384.0f, PS_INV = BF16 ? 1.0f : 1.0f / 16384.0f;
+    extern __shared__ uint4 lcx_tc_smem[];
+    uint16_t *const sm = reinterpret_cast<uint16_t *>(lcx_tc_smem); /* [stage][K, V][BK][LD] */
+    uint16_t *const Qs = sm + 2 * BK * LD;                           /* stage 1 (K, V: up to 128 rows) */
+    __shared__ int64_t rlo[BQ][2], rhi[BQ][2], rq[BQ], ri[BQ], rh[BQ];
+    __shared__ int rnv[BQ];
+    __shared__ int64_t run_lo[2], run_hi[2];
+    __shared__ int n_runs;
+    __shared__ int64_t koff[2][BK], voff[2][BK]; /* global row offsets of each stage's keys */
+    __shared__ float pscr[WARPS][16][17]; /* P of a 16-key step, for the careful path */
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
+    const int64_t total = a.n_items * a.n_chunks;
+    const uint16_t *const qg = (const uint16_t *)a.q, *const kg = (const uint16_t *)a.k,
+                          *const vg = (const uint16_t *)a.v;
+
+    for (int64_t id = blockIdx.x; id < total; id += gridDim.x) {
+        const ca_item t = ca_locate(a, id, BQ);
+        __syncthreads(); /* the previous item is done with shared memory */
+        if (threadIdx.x < BQ)
+            ca_row_setup(a, t, threadIdx.x, rlo, rhi, rnv, ri, rh, rq);
+        __syncthreads();
+        if (threadIdx.x == 0)
+            n_runs = ca_runs(a, t, rlo, rhi, rnv, run_lo, run_hi);
+        tc_stage<D, LD, NTH>(Qs, qg, rq, BQ, t.nrows, a.vec);
+        lcx_cp_async_commit();
+        lcx_cp_async_wait<0>();
+        __syncthreads();
+
+        /* this warp's rows: Q fragments, visible intervals, key span */
+        const int wr = warp * 16;
+        uint32_t qf[KF][4];
+#pragma unroll
+        for (int kk = 0; kk < KF; kk++)
+            lcx_ldsm_x4(qf[kk], Qs + (wr + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
+        int64_t lo[2][2], hi[2][2];
+        int nv[2];
+        int64_t wlo = INT64_MAX, whi = -1;
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const int r = wr + g + 8 * hr;
+            nv[hr] = rnv[r];
+            for (int x = 0; x < 2; x++) {
+                lo[hr][x] = rlo[r][x];
+                hi[hr][x] = rhi[r][x];
+                if (x < nv[hr]) {
+                    wlo = lo[hr][x] < wlo ? lo[hr][x] : wlo;
+                    whi = hi[hr][x] > whi ? hi[hr][x] : whi;
+                }
+            }
+        }
+        for (int o = 4; o < 32; o <<= 1) {
+            const int64_t l2 = __shfl_xor_sync(0xffffffffu, wlo, o), h2 = __shfl_xor_sync(0xffffffffu, whi, o);
+            wlo = l2 < wlo ? l2 : wlo;
+            whi = h2 > whi ? h2 : whi;
+        }
+        const int nr = n_runs;
+        const int64_t n0 = nr > 0 ? (run_hi[0] - run_lo[0] + BK) / BK : 0;
+        const int64_t ntiles = n0 + (nr > 1 ? (run_hi[1] - run_lo[1] + BK) / BK : 0);
+        __syncthreads(); /* Qs (stage 1) is free */
+
+        float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+        bool rnan[2] = {false, false};
+        float acc[VN][4];
+#pragma unroll
+        for (int vn = 0; vn < VN; vn++)
+            acc[vn][0] = acc[vn][1] = acc[vn][2] = acc[vn][3] = 0.0f;
+
+        /* tile ti: its first key and its key count */
+        auto tile = [&](int64_t ti, int64_t &kb, int &nk) {
+            const int x = ti < n0 ? 0 : 1;
+            kb = run_lo[x] + (ti - (x ? n0 : 0)) * BK;
+            nk = (int)(run_hi[x] - kb + 1 < BK ? run_hi[x] - kb + 1 : BK);
+        };
+        auto issue = [&](int64_t ti) {
+            int64_t kb;
+            int nk;
+            tile(ti, kb, nk);
+            const int st = (int)(ti & 1);
+            if (threadIdx.x < BK) {
+                const int64_t key = t.k0 + kb + threadIdx.x;
+                koff[st][threadIdx.x] = t.b * a.kst[0] + key * a.kst[1] + t.kvh * a.kst[2];
+                voff[st][threadIdx.x] = t.b * a.vst[0] + key * a.vst[1] + t.kvh * a.vst[2];
+            }
+            __syncthreads();
+            tc_stage<D, LD, NTH>(sm + st * 2 * BK * LD, kg, koff[st], BK, nk, a.vec);
+            tc_stage<D, LD, NTH>(sm + st * 2 * BK * LD + BK * LD, vg, voff[st], BK, nk, a.vec);
+            lcx_cp_async_commit();
+        };
+        if (ntiles > 0)
+            issue(0);
+        for (int64_t ti = 0; ti < ntiles; ti++) {
+            if (ti + 1 < ntiles) {
+                issue(ti + 1);
+                lcx_cp_async_wait<1>();
+            } else {
+                lcx_cp_async_wait<0>();
+            }
+            __syncthreads();
+            int64_t kb;
+            int nk;
+            tile(ti, kb, nk);
+            const uint16_t *const Ks = sm + (ti & 1) * 2 * BK * LD, *const Vs = Ks + BK * LD;
+            if (kb <= whi && kb + nk - 1 >= wlo) { /* some row of this warp sees a key of the tile */
+                float s[NT][4];
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+                    s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+                for (int kk = 0; kk < KF; kk++)
+#pragma unroll
+                    for (int np = 0; np < NT / 2; np++) {
+                        uint32_t r[4];
+                        lcx_ldsm_x4(r, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + kk * 16 +
+                                           ((lane >> 3) & 1) * 8);
+                        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+                        lcx_mma16816<BF16>(s[2 * np], qf[kk], b0);
+                        lcx_mma16816<BF16>(s[2 * np + 1], qf[kk], b1);
+                    }
+                /* scale, softcap, masks; online softmax per row (quad of lanes).
+                 * Most tiles are visible whole to every row of the warp: no masks */
+                bool cover = nk == BK;
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++)
+                    cover = cover && nv[hr] >= 1 && lo[hr][0] <= kb && hi[hr][0] >= kb + BK - 1;
+                const bool full = !__any_sync(0xffffffffu, !cover);
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    float mx = -INFINITY;
+                    bool any_nan = false;
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            const int jj = nt * 8 + 2 * tq + e;
+                            const int64_t j = kb + jj;
+                            float x = s[nt][2 * hr + e] * a.scale;
+                            if (a.softcap > 0)
+                                x = a.softcap * tanhf(x / a.softcap);
+                            bool vis = full;
+                            if (!full) {
+                                vis = nv[hr] >= 1 && jj < nk && j >= lo[hr][0] && j <= hi[hr][0];
+                                if (nv[hr] > 1)
+                                    vis = vis || (jj < nk && j >= lo[hr][1] && j <= hi[hr][1]);
+                            }
+                            x = vis ? x : -INFINITY;
+                            any_nan |= x != x;
+                            mx = fmaxf(mx, x);
+                            s[nt][2 * hr + e] = x;
+                        }
+                    for (int o = 1; o < 4; o <<= 1) {
+                        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                        any_nan |= __shfl_xor_sync(0xffffffffu, (int)any_nan, o) != 0;
+                    }
+                    if (any_nan)
+                        rnan[hr] = true; /* a NaN in q or k: the row's output and lse are NaN */
+                    const bool live = !rnan[hr] && mx != -INFINITY;
+                    float mn = m[hr];
+                    if (live && mx > m[hr]) {
+                        mn = mx;
+                        const float f = expf(m[hr] - mn); /* 0 when m was -inf */
+                        l[hr] *= f;
+#pragma unroll
+                        for (int vn = 0; vn < VN; vn++) {
+                            acc[vn][2 * hr] *= f;
+                            acc[vn][2 * hr + 1] *= f;
+                        }
+                        m[hr] = mn;
+                    }
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            const float p = live ? expf(s[nt][2 * hr + e] - mn) : 0.0f; /* masked: exp(-inf) = 0 */
+                            l[hr] += p;
+                            s[nt][2 * hr + e] = p;
+                        }
+                }
+                /* O += P V, 16 keys per step, 16 columns at a time */
+#pragma unroll
+                for (int kk = 0; kk < BK / 16; kk++) {
+                    const float(&p0)[4] = s[2 * kk], (&p1)[4] = s[2 * kk + 1];
+                    uint32_t ah[4], al[4];
+                    tc_split<BF16>(p0[0] * PS, p0[1] * PS, ah[0], al[0]);
+                    tc_split<BF16>(p0[2] * PS, p0[3] * PS, ah[1], al[1]);
+                    tc_split<BF16>(p1[0] * PS, p1[1] * PS, ah[2], al[2]);
+                    tc_split<BF16>(p1[2] * PS, p1[3] * PS, ah[3], al[3]);
+                    bool staged = false;
+#pragma unroll
+                    for (int vp = 0; vp < VN / 2; vp++) {
+                        uint32_t vf[4];
+                        const uint16_t *const vrow = Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD;
+                        lcx_ldsm_x4_trans(vf, vrow + vp * 16 + (lane >> 4) * 8);
+                        const bool bad = tc_nonfinite2<BF16>(vf[0]) || tc_nonfinite2<BF16>(vf[1]) ||
+                                         tc_nonfinite2<BF16>(vf[2]) || tc_nonfinite2<BF16>(vf[3]);
+                        if (!__any_sync(0xffffffffu, bad)) {
+                            const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
+                            lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
+                            lcx_mma16816<BF16>(acc[2 * vp], al, b0);
+                            lcx_mma16816<BF16>(acc[2 * vp + 1], ah, b1);
+                            lcx_mma16816<BF16>(acc[2 * vp + 1], al, b1);
+                            continue;
+                        }
+                        /* inf or NaN in these V rows and columns: f32 FMAs that skip zero weights */
+                        float(*ps)[17] = pscr[warp];
+                        if (!staged) {
+                            __syncwarp();
+                            for (int e = 0; e < 2; e++) {
+                                ps[g][2 * tq + e] = p0[e];
+                                ps[g + 8][2 * tq + e] = p0[2 + e];
+                                ps[g][8 + 2 * tq + e] = p1[e];
+                                ps[g + 8][8 + 2 * tq + e] = p1[2 + e];
+                            }
+                            __syncwarp();
+                            staged = true;
+                        }
+#pragma unroll
+                        for (int e = 0; e < 8; e++) {
+                            const int row = g + 8 * ((e >> 1) & 1), col = vp * 16 + (e >> 2) * 8 + 2 * tq + (e & 1);
+                            float o = acc[2 * vp + (e >> 2)][e & 3];
+#pragma unroll 1
+                            for (int j = 0; j < 16; j++) {
+                                const float p = ps[row][j];
+                                if (p != 0.0f)
+                                    o = fmaf(p * PS, tc_widen<BF16>(Vs[(kk * 16 + j) * LD + col]), o);
+                            }
+                            acc[2 * vp + (e >> 2)][e & 3] = o;
+                        }
+                    }
+                }
+            }
+            __syncthreads(); /* every warp is done with this stage */
+        }
+
+        /* finish the rows, or keep them for the combine kernel */
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            float ll = l[hr];
+            ll += __shfl_xor_sync(0xffffffffu, ll, 1);
+            ll += __shfl_xor_sync(0xffffffffu, ll, 2);
+            const int r = wr + g + 8 * hr;
+            if (r >= t.nrows)
+                continue;
+            const int64_t h = rh[r], i = ri[r];
+            const float mm = rnan[hr] ? NAN : m[hr];
+            ll = rnan[hr] ? NAN : ll;
+            if (a.n_chunks > 1) {
+                float *pp = a.part + ((((size_t)t.chunk * a.B + t.b) * a.H + h) * a.Sq + (t.q0 + i)) *
+                                         (size_t)(a.Dv + 2);
+#pragma unroll
+                for (int vn = 0; vn < VN; vn++) {
+                    pp[vn * 8 + 2 * tq] = acc[vn][2 * hr] * PS_INV;
+                    pp[vn * 8 + 2 * tq + 1] = acc[vn][2 * hr + 1] * PS_INV;
+                }
+                if (tq == 0) {
+                    pp[a.Dv] = mm;
+                    pp[a.Dv + 1] = ll;
+                }
+                continue;
+            }
+            const int64_t ob = t.b * a.ost[0] + (t.q0 + i) * a.ost[1] + h * a.ost[2];
+#pragma unroll
+            for (int vn = 0; vn < VN; vn++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    lcx_store_elem(a.out, a.odt, (size_t)(ob + vn * 8 + 2 * tq + e),
+                                   ca_final(acc[vn][2 * hr + e] * PS_INV, ll));
+            if (tq == 0 && a.lse)
+                a.lse[(t.b * a.H + h) * a.Sq + t.q0 + i] = ca_final_lse(mm, ll);
+        }
+    }
+#endif
+}
+
+/* the kernel has tensor-core code for this device: built from sm_80+ PTX
+ * (a build for older targets, JIT-compiled here, has an empty body) */
+template <int D, int BF16> bool tc_built()
+{
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, lcx_ca_tc_kernel<D, BF16, 4>) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return fa.ptxVersion >= 80;
+}
+
+template <int D, int BF16, int WARPS> lcx_status tc_go(const lcx_ca_args &a, size_t smem, unsigned grid, cudaStream_t st)
+{
+    if (smem > 48 * 1024)
+        LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_ca_tc_kernel<D, BF16, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)smem));
+    lcx_ca_tc_kernel<D, BF16, WARPS><<<grid, 32 * WARPS, smem, st>>>(a);
+    return lcx_cuda_status(cudaGetLastError(), "attention tensor-core kernel launch");
+}
+
+template <int D, int BF16> lcx_status tc_go_w(int warps, const lcx_ca_args &a, size_t smem, unsigned grid, cudaStream_t st)
+{
+    return warps == 8 ? tc_go<D, BF16, 8>(a, smem, grid, st) : tc_go<D, BF16, 4>(a, smem, grid, st);
+}
+
+} // namespace
+
+bool tc_available(int d, int bf16)
+{
+    switch (d * 2 + (bf16 ? 1 : 0)) {
+    case 64 * 2 + 1:
+        return tc_built<64, 1>();
+    case 64 * 2:
+        return tc_built<64, 0>();
+    case 96 * 2 + 1:
+        return tc_built<96, 1>();
+    case 96 * 2:
+        return tc_built<96, 0>();
+    case 128 * 2 + 1:
+        return tc_built<128, 1>();
+    case 128 * 2:
+        return tc_built<128, 0>();
+    default:
+        return false;
+    }
+}
+
+lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, size_t smem, unsigned grid, cudaStream_t st)
+{
+    switch (a.D * 2 + (bf16 ? 1 : 0)) {
+    case 64 * 2 + 1:
+        return tc_go_w<64, 1>(warps, a, smem, grid, st);
+    case 64 * 2:
+        return tc_go_w<64, 0>(warps, a, smem, grid, st);
+    case 96 * 2 + 1:
+        return tc_go_w<96, 1>(warps, a, smem, grid, st);
+    case 96 * 2:
+        return tc_go_w<96, 0>(warps, a, smem, grid, st);
+    case 128 * 2 + 1:
+        return tc_go_w<128, 1>(warps, a, smem, grid, st);
+    default:
+        return tc_go_w<128, 0>(warps, a, smem, grid, st);
+    }
+}
+
+} // namespace lcx_ca
