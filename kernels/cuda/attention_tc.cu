@@ -48,24 +48,16 @@ size_t tc_smem_bytes(int d) { return (size_t)4 * LCX_TC_BK * (size_t)(d + 8) * s
 namespace {
 
 #if LCX_CUDA_SM80
-/* two floats rounded to 16 bits, packed (first in the low half) */
-template <int BF16> __device__ __forceinline__ uint32_t tc_pack(float x0, float x1)
-{
-    const uint32_t h0 = BF16 ? lcx_f32_to_bf16_bits(lcx_f32_bits(x0)) : lcx_f32_to_f16_bits(lcx_f32_bits(x0));
-    const uint32_t h1 = BF16 ? lcx_f32_to_bf16_bits(lcx_f32_bits(x1)) : lcx_f32_to_f16_bits(lcx_f32_bits(x1));
-    return h0 | h1 << 16;
-}
-
 template <int BF16> __device__ __forceinline__ float tc_widen(uint32_t h)
 {
-    return lcx_bits_f32(BF16 ? lcx_bf16_to_f32_bits((uint16_t)h) : lcx_f16_to_f32_bits((uint16_t)h));
+    return lcx_half_to_f32<BF16>((uint16_t)h);
 }
 
 /* hi and lo halves of the weights x0, x1: x = hi + lo to ~16 bits */
 template <int BF16> __device__ __forceinline__ void tc_split(float x0, float x1, uint32_t &hi, uint32_t &lo)
 {
-    hi = tc_pack<BF16>(x0, x1);
-    lo = tc_pack<BF16>(x0 - tc_widen<BF16>(hi & 0xffffu), x1 - tc_widen<BF16>(hi >> 16));
+    hi = lcx_pack2_rn<BF16>(x0, x1);
+    lo = lcx_pack2_rn<BF16>(x0 - tc_widen<BF16>(hi & 0xffffu), x1 - tc_widen<BF16>(hi >> 16));
 }
 
 /* either 16-bit half of a packed pair is inf or NaN */

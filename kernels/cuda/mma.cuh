@@ -73,6 +73,29 @@ __device__ __forceinline__ void lcx_ldsm_x4_trans(uint32_t (&r)[4], const uint16
                  : "memory");
 }
 
+/* lo and hi rounded to nearest-even 16-bit values, packed lo | hi << 16
+ * (one cvt instruction; PTX puts its first source in the upper half) */
+template <int BF16> __device__ __forceinline__ uint32_t lcx_pack2_rn(float lo, float hi)
+{
+    uint32_t r;
+    if constexpr (BF16)
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    else
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+/* the f32 value of a 16-bit one (exact) */
+template <int BF16> __device__ __forceinline__ float lcx_half_to_f32(uint16_t x)
+{
+    float f;
+    if constexpr (BF16)
+        f = __uint_as_float((uint32_t)x << 16);
+    else
+        asm("{\n .reg .f16 h;\n mov.b16 h, %1;\n cvt.f32.f16 %0, h;\n}\n" : "=f"(f) : "h"(x));
+    return f;
+}
+
 /* d += a b: a 16x16 (row), b 16x8 (col), d 16x8 f32 */
 template <int BF16>
 __device__ __forceinline__ void lcx_mma16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2])

@@ -37,8 +37,11 @@ def asm(m):
     if 'ldmatrix' in t: return 'emu_ldsm_x4(r, smem);'
     if 'bf16.bf16' in t: return 'emu_mma(d, a, b, true);'
     if 'f16.f16' in t: return 'emu_mma(d, a, b, false);'
+    if 'cvt.rn.bf16x2.f32' in t: return 'r = emu_pack2(lo, hi, true);'
+    if 'cvt.rn.f16x2.f32' in t: return 'r = emu_pack2(lo, hi, false);'
+    if 'cvt.f32.f16' in t: return 'f = emu_h2f(x, false);'
     raise SystemExit('unknown asm: ' + t)
-s, n = re.subn(r'asm volatile\((?:[^;"]|"[^"]*")*?\);', asm, s, flags=re.S)
+s, n = re.subn(r'asm(?: volatile)?\((?:[^;"]|"[^"]*")*?\);', asm, s, flags=re.S)
 print(src, 'asm:', n, file=sys.stderr)
 # dynamic shared memory: the launch's buffer
 s, n = re.subn(r'extern __shared__ (\w+) (\w+)\[\];', r'\1 *const \2 = reinterpret_cast<\1 *>(emu_dyn_smem);', s)

@@ -568,6 +568,22 @@ inline float emu_h2f(uint32_t h, bool bf16)
     memcpy(&f, &u, 4);
     return f;
 }
+/* cvt.rn.{bf16,f16}x2.f32: lo in the low half, both rounded to nearest even */
+inline uint32_t emu_f2h(float x, bool bf16)
+{
+    if (!bf16) {
+        const _Float16 h = (_Float16)x;
+        uint16_t r;
+        memcpy(&r, &h, 2);
+        return r;
+    }
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+inline uint32_t emu_pack2(float lo, float hi, bool bf16) { return emu_f2h(lo, bf16) | emu_f2h(hi, bf16) << 16; }
+inline float __uint_as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 inline void emu_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bool bf16)
 {
     emu_warp &w = *emu_cur_warp;
