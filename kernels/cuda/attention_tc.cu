@@ -29,6 +29,10 @@
  *    are checked for non-finite values (integer tests on registers already
  *    loaded, one vote per 16 keys x 16 columns) and such a piece is done
  *    with f32 FMAs that skip zero weights instead.
+ * Decode-sized items (at most 16 rows) split each tile's keys over the four
+ * warps instead (16 keys each, all on the same rows), and the warps'
+ * partial results are merged in warp order at the end of the item, so four
+ * warps work where one would.
  * Sums run in an order fixed by the shape; results do not depend on the grid
  * size or the run. */
 #include <math.h>
@@ -131,7 +135,11 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
         __syncthreads();
 
         /* this warp's rows: Q fragments, visible intervals, key span */
-        const int wr = warp * 16;
+        /* key-split (decode: at most 16 rows): every warp has rows 0-15 and
+         * takes 16 of each tile's 64 keys; the four partial softmaxes are
+         * merged at the end of the item */
+        const bool ks = a.ksplit != 0;
+        const int wr = ks ? 0 : warp * 16;
         uint32_t qf[KF][4];
 #pragma unroll
         for (int kk = 0; kk < KF; kk++)
@@ -213,6 +221,8 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                 for (int kk = 0; kk < KF; kk++)
 #pragma unroll
                     for (int np = 0; np < NT / 2; np++) {
+                        if (ks && np != warp)
+                            continue;
                         uint32_t r[4];
                         lcx_ldsm_x4(r, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + kk * 16 +
                                            ((lane >> 3) & 1) * 8);
@@ -240,8 +250,8 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                             float x = s[nt][2 * hr + e] * a.scale;
                             if (a.softcap > 0)
                                 x = a.softcap * tanhf(x / a.softcap);
-                            bool vis = full;
-                            if (!full) {
+                            bool vis = full && (!ks || nt / 2 == warp);
+                            if (!full && (!ks || nt / 2 == warp)) {
                                 vis = nv[hr] >= 1 && jj < nk && j >= lo[hr][0] && j <= hi[hr][0];
                                 if (nv[hr] > 1)
                                     vis = vis || (jj < nk && j >= lo[hr][1] && j <= hi[hr][1]);
@@ -282,6 +292,8 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                 /* O += P V, 16 keys per step, 16 columns at a time */
 #pragma unroll
                 for (int kk = 0; kk < BK / 16; kk++) {
+                    if (ks && kk != warp)
+                        continue;
                     const float(&p0)[4] = s[2 * kk], (&p1)[4] = s[2 * kk + 1];
                     uint32_t ah[4], al[4];
                     tc_split<BF16>(p0[0] * PS, p0[1] * PS, ah[0], al[0]);
@@ -335,13 +347,74 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
             __syncthreads(); /* every warp is done with this stage */
         }
 
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            l[hr] += __shfl_xor_sync(0xffffffffu, l[hr], 1);
+            l[hr] += __shfl_xor_sync(0xffffffffu, l[hr], 2);
+        }
+        if (ks) {
+            /* merge the warps' partial rows in warp order (the split-KV
+             * combine of lib/attention.c): through the idle stage buffers */
+            float *const mg = reinterpret_cast<float *>(sm); /* [warp][lane][VN * 4 + 4] */
+            constexpr int MS = VN * 4 + 4;
+            float *const mine = mg + (warp * 32 + lane) * MS;
+#pragma unroll
+            for (int vn = 0; vn < VN; vn++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    mine[vn * 4 + e] = acc[vn][e];
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                mine[VN * 4 + hr] = rnan[hr] ? NAN : m[hr];
+                mine[VN * 4 + 2 + hr] = rnan[hr] ? NAN : l[hr];
+            }
+            __syncthreads();
+            if (warp == 0) {
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    float mx = -INFINITY;
+                    bool nan = false;
+                    for (int w = 0; w < WARPS; w++) {
+                        const float mw = mg[(w * 32 + lane) * MS + VN * 4 + hr];
+                        nan |= mw != mw;
+                        mx = mw > mx ? mw : mx;
+                    }
+                    float lsum = 0.0f, o[VN][2];
+#pragma unroll
+                    for (int vn = 0; vn < VN; vn++)
+                        o[vn][0] = o[vn][1] = 0.0f;
+                    if (!nan && mx > -INFINITY)
+                        for (int w = 0; w < WARPS; w++) {
+                            const float *pw = mg + (w * 32 + lane) * MS;
+                            if (pw[VN * 4 + 2 + hr] == 0.0f)
+                                continue; /* this warp's keys were all invisible */
+                            const float f = expf(pw[VN * 4 + hr] - mx);
+                            lsum += pw[VN * 4 + 2 + hr] * f;
+#pragma unroll
+                            for (int vn = 0; vn < VN; vn++) {
+                                o[vn][0] += pw[vn * 4 + 2 * hr] * f;
+                                o[vn][1] += pw[vn * 4 + 2 * hr + 1] * f;
+                            }
+                        }
+                    rnan[hr] = nan;
+                    m[hr] = mx;
+                    l[hr] = lsum;
+#pragma unroll
+                    for (int vn = 0; vn < VN; vn++) {
+                        acc[vn][2 * hr] = o[vn][0];
+                        acc[vn][2 * hr + 1] = o[vn][1];
+                    }
+                }
+            }
+        }
+
         /* finish the rows, or keep them for the combine kernel */
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
             float ll = l[hr];
-            ll += __shfl_xor_sync(0xffffffffu, ll, 1);
-            ll += __shfl_xor_sync(0xffffffffu, ll, 2);
             const int r = wr + g + 8 * hr;
+            if (ks && warp != 0)
+                continue;
             if (r >= t.nrows)
                 continue;
             const int64_t h = rh[r], i = ri[r];
