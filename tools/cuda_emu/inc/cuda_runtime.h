@@ -524,7 +524,10 @@ inline void emu_wait(int n)
         emu_groups.erase(emu_groups.begin());
     }
 }
-inline void emu_ldsm_x4(uint32_t (&r)[4], const uint16_t *p)
+/* ldmatrix .x4: lanes 8j..8j+7 give the row addresses of matrix j; register
+ * j of lane l holds (row l/4; columns 2 (l%4), +1) of matrix j, or with
+ * .trans (rows 2 (l%4), +1; column l/4) */
+inline void emu_ldsm(uint32_t (&r)[4], const uint16_t *p, bool trans)
 {
     emu_warp &w = *emu_cur_warp;
     emu_warp_collective_check(w, 0xffffffffu);
@@ -533,27 +536,14 @@ inline void emu_ldsm_x4(uint32_t (&r)[4], const uint16_t *p)
     w.addr[l] = p;
     w.bar.wait(-2);
     for (int j = 0; j < 4; j++) {
-        const uint16_t *row = (const uint16_t *)w.addr[8 * j + l / 4];
-        r[j] = (uint32_t)row[2 * (l % 4)] | (uint32_t)row[2 * (l % 4) + 1] << 16;
+        auto at = [&](int row, int col) { return (uint32_t)((const uint16_t *)w.addr[8 * j + row])[col]; };
+        r[j] = trans ? at(2 * (l % 4), l / 4) | at(2 * (l % 4) + 1, l / 4) << 16
+                     : at(l / 4, 2 * (l % 4)) | at(l / 4, 2 * (l % 4) + 1) << 16;
     }
     w.bar.wait(-3);
 }
-/* .trans: register j of lane l holds (rows 2 (l%4), +1; column l/4) of matrix j */
-inline void emu_ldsm_x4_trans(uint32_t (&r)[4], const uint16_t *p)
-{
-    emu_warp &w = *emu_cur_warp;
-    emu_warp_collective_check(w, 0xffffffffu);
-    const int l = emu_lane;
-    if (((uintptr_t)p) % 16) { fprintf(stderr, "emu: ldmatrix row address %p not 16-byte aligned\n", (const void *)p); abort(); }
-    w.addr[l] = p;
-    w.bar.wait(-2);
-    for (int j = 0; j < 4; j++) {
-        const uint16_t *r0 = (const uint16_t *)w.addr[8 * j + 2 * (l % 4)];
-        const uint16_t *r1 = (const uint16_t *)w.addr[8 * j + 2 * (l % 4) + 1];
-        r[j] = (uint32_t)r0[l / 4] | (uint32_t)r1[l / 4] << 16;
-    }
-    w.bar.wait(-3);
-}
+inline void emu_ldsm_x4(uint32_t (&r)[4], const uint16_t *p) { emu_ldsm(r, p, false); }
+inline void emu_ldsm_x4_trans(uint32_t (&r)[4], const uint16_t *p) { emu_ldsm(r, p, true); }
 inline float emu_h2f(uint32_t h, bool bf16)
 {
     uint32_t u;
