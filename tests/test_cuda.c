@@ -1,6 +1,7 @@
 /* CUDA suite: every CUDA op against the CPU scalar reference on the same
  * inputs. Exits 77 (skipped) in a build without CUDA or without a GPU. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2618,6 +2619,499 @@ static int teardown(void **state)
     return 0;
 }
 
+/* ---- the backend around the ops: thread state, devices, caller streams,
+ * graph capture, alignment, failures ---- */
+
+static lcx_tensor dense(void *data, lcx_dtype dt, int32_t nd, const int64_t *shape)
+{
+    lcx_tensor t;
+    assert_int_equal(lcx_tensor_init(&t, data, dt, nd, shape), LCX_OK);
+    return t;
+}
+
+static void random_f32(float *p, size_t n, lcx_rng *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)lcx_rng_uniform(rng, -2, 2);
+}
+
+/* A thread that has never used CUDA: its state before and after a
+ * conversion queued and waited for on `ctx`. */
+typedef struct thread_probe {
+    lcx_context *ctx;
+    const lcx_tensor *src, *dst;
+    int dev0, ctx0, dev1, ctx1;
+    lcx_status st;
+    char msg[256];
+} thread_probe;
+
+static void *thread_probe_run(void *arg)
+{
+    thread_probe *p = arg;
+    p->st = lcx_cuda_thread_state(&p->dev0, &p->ctx0);
+    if (p->st == LCX_OK)
+        p->st = lcx_convert(p->ctx, p->src, p->dst);
+    if (p->st == LCX_OK)
+        p->st = lcx_context_synchronize(p->ctx);
+    if (p->st != LCX_OK)
+        snprintf(p->msg, sizeof p->msg, "%s", lcx_last_error());
+    if (lcx_cuda_thread_state(&p->dev1, &p->ctx1) != LCX_OK)
+        p->dev1 = p->ctx1 = -2;
+    return NULL;
+}
+
+static void *ctx_alloc(lcx_context *ctx, size_t bytes)
+{
+    void *p = NULL;
+    if (lcx_cuda_alloc(ctx->cuda, bytes, &p) != LCX_OK)
+        lcx_fail_msg("cudaMalloc: %s", lcx_last_error());
+    return p;
+}
+
+/* Convert f32 to bf16 on ctx, from this thread or from a fresh one, and
+ * check the result and that the thread's state is as it was: same device,
+ * and a thread that had no current context still has none. */
+static void convert_on(lcx_context *ctx, int fresh_thread, lcx_rng *rng)
+{
+    enum { N = 1000 };
+    float h[N];
+    uint16_t want[N], got[N];
+    random_f32(h, N, rng);
+    for (int i = 0; i < N; i++)
+        want[i] = lcx_f32_to_bf16_bits(lcx_f32_bits(h[i]));
+    float *ds = ctx_alloc(ctx, sizeof h);
+    uint16_t *dd = ctx_alloc(ctx, sizeof got);
+    assert_int_equal(lcx_cuda_copy(ctx->cuda, ds, h, sizeof h, 1), LCX_OK);
+    const int64_t shape[1] = {N};
+    const lcx_tensor s = dense(ds, LCX_F32, 1, shape), d = dense(dd, LCX_BF16, 1, shape);
+    thread_probe p = {ctx, &s, &d, -1, -1, -1, -1, LCX_OK, ""};
+    if (fresh_thread) {
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, thread_probe_run, &p), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+    } else {
+        thread_probe_run(&p);
+    }
+    if (p.st != LCX_OK)
+        lcx_fail_msg("convert (%s thread): %s", fresh_thread ? "fresh" : "calling", p.msg);
+    assert_int_equal(lcx_cuda_copy(ctx->cuda, got, dd, sizeof got, 0), LCX_OK);
+    lcx_expect_bytes_equal(got, want, sizeof got, "convert");
+    if (fresh_thread && p.ctx0 >= 0) /* the driver says whether a context is current */
+        assert_int_equal(p.ctx0, 0);
+    if (p.ctx1 != p.ctx0)
+        lcx_fail_msg("the %s thread's current context changed (%d before, %d after; device %d)",
+                     fresh_thread ? "fresh" : "calling", p.ctx0, p.ctx1, p.dev1);
+    assert_int_equal(p.dev1, p.dev0);
+    lcx_cuda_free(ctx->cuda, ds);
+    lcx_cuda_free(ctx->cuda, dd);
+}
+
+/* The calling thread's device is never changed, and a thread without a
+ * current context is left without one (no primary context made current for
+ * the device 0 such a thread reports). */
+static void test_cuda_thread_state_kept(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 301);
+    convert_on(gpu, 0, &rng);
+    convert_on(gpu, 1, &rng);
+}
+
+/* A context on device 1 (skipped with fewer than two devices): correct
+ * results, the caller's current device 0 unchanged, a fresh thread left
+ * without a context. */
+static void test_cuda_second_device(void **state)
+{
+    (void)state;
+    if (lcx_cuda_device_count() < 2) {
+        skip();
+        return;
+    }
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 302);
+    assert_int_equal(lcx_cuda_set_device(0), LCX_OK);
+    lcx_context_options o;
+    lcx_context_options_default(&o);
+    o.device = LCX_DEVICE_CUDA;
+    o.cuda_device = 1;
+    lcx_context *c = NULL;
+    if (lcx_context_create(&o, &c) != LCX_OK)
+        lcx_fail_msg("context on device 1: %s", lcx_last_error());
+    int dev, has;
+    assert_int_equal(lcx_cuda_thread_state(&dev, &has), LCX_OK);
+    assert_int_equal(dev, 0);
+    convert_on(c, 0, &rng);
+    convert_on(c, 1, &rng);
+    lcx_context_destroy(c);
+    assert_int_equal(lcx_cuda_thread_state(&dev, &has), LCX_OK);
+    assert_int_equal(dev, 0);
+}
+
+/* a context on a stream the test owns */
+static lcx_context *ctx_on_stream(void *stream)
+{
+    lcx_context_options o;
+    lcx_context_options_default(&o);
+    o.device = LCX_DEVICE_CUDA;
+    o.cuda_stream = stream;
+    lcx_context *c = NULL;
+    if (lcx_context_create(&o, &c) != LCX_OK)
+        lcx_fail_msg("context on a caller stream: %s", lcx_last_error());
+    return c;
+}
+
+/* Work is ordered on the caller's stream: a large device copy queued there
+ * fills the inputs, two ops follow without any wait, and after one stream
+ * synchronisation the results equal those of the same ops on inputs that
+ * were ready beforehand. */
+static void test_cuda_caller_stream_order(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 303);
+    void *cs = NULL;
+    assert_int_equal(lcx_cuda_stream_create(gpu->cuda, &cs), LCX_OK);
+    lcx_context *c = ctx_on_stream(cs);
+    /* 8 MiB copied; the ops read its last 4096 floats, written last */
+    const size_t big = (size_t)2 << 20, n = 4096;
+    float *h = malloc(big * sizeof *h), *poison = malloc(big * sizeof *h);
+    random_f32(h, big, &rng);
+    memset(poison, 0xff, big * sizeof *h);
+    float *src = dev_alloc(big * sizeof *h), *dst = dev_alloc(big * sizeof *h), *ref = dev_alloc(n * sizeof *h);
+    uint16_t *out = dev_alloc(n * 2), *ref_out = dev_alloc(n * 2);
+    to_dev(src, h, big * sizeof *h);
+    to_dev(dst, poison, big * sizeof *h);
+    to_dev(ref, h + big - n, n * sizeof *h);
+    to_dev(out, poison, n * 2);
+    lcx_rope_config cfg;
+    rope_cfg(&cfg, 1, 32, 32, 0, 0, &rng);
+    lcx_rope *rope = NULL;
+    assert_int_equal(lcx_rope_create(cpu, &cfg, 0, &rope), LCX_OK);
+    /* tail as [1][32 tokens][4 heads][32] for RoPE, flat for the conversion */
+    const int64_t sq[4] = {1, 32, 4, 32}, sflat[1] = {(int64_t)n};
+    const lcx_tensor q = dense(dst + big - n, LCX_F32, 4, sq), qr = dense(ref, LCX_F32, 4, sq);
+    const lcx_tensor f = dense(dst + big - n, LCX_F32, 1, sflat), fr = dense(ref, LCX_F32, 1, sflat);
+    const lcx_tensor o = dense(out, LCX_BF16, 1, sflat), orf = dense(ref_out, LCX_BF16, 1, sflat);
+
+    assert_int_equal(lcx_cuda_copy_async(c->cuda, cs, dst, src, big * sizeof *h, 2), LCX_OK);
+    if (lcx_convert(c, &f, &o) != LCX_OK || lcx_rope_apply(c, rope, &q, NULL, NULL) != LCX_OK)
+        lcx_fail_msg("ops on the caller stream: %s", lcx_last_error());
+    assert_int_equal(lcx_cuda_stream_sync(c->cuda, cs), LCX_OK);
+
+    assert_int_equal(lcx_convert(gpu, &fr, &orf), LCX_OK);
+    assert_int_equal(lcx_rope_apply(gpu, rope, &qr, NULL, NULL), LCX_OK);
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    uint16_t *o1 = malloc(n * 2), *o2 = malloc(n * 2);
+    float *t1 = malloc(n * sizeof *h), *t2 = malloc(n * sizeof *h);
+    to_host(o1, out, n * 2);
+    to_host(o2, ref_out, n * 2);
+    to_host(t1, dst + big - n, n * sizeof *h);
+    to_host(t2, ref, n * sizeof *h);
+    lcx_expect_bytes_equal(o1, o2, n * 2, "convert after a copy on the caller stream");
+    lcx_expect_bytes_equal(t1, t2, n * sizeof *h, "rope after a convert on the caller stream");
+
+    lcx_rope_destroy(rope);
+    lcx_context_destroy(c);
+    lcx_cuda_stream_destroy(gpu->cuda, cs);
+    lcx_cuda_free(gpu->cuda, src);
+    lcx_cuda_free(gpu->cuda, dst);
+    lcx_cuda_free(gpu->cuda, ref);
+    lcx_cuda_free(gpu->cuda, out);
+    lcx_cuda_free(gpu->cuda, ref_out);
+    free(h);
+    free(poison);
+    free(o1);
+    free(o2);
+    free(t1);
+    free(t2);
+}
+
+/* RoPE with device positions and token log-probabilities captured into a
+ * CUDA graph on the context's (caller) stream: the calls return at once
+ * (nothing runs), the launched graph gives the results of the same calls
+ * made outside capture, and when the positions or targets in device memory
+ * are made bad before a launch, the rotation or the log-probabilities write
+ * nothing. A call that would have to grow the scratch is refused during
+ * capture without breaking it. */
+static void test_cuda_graph_capture(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 304);
+    void *cs = NULL;
+    assert_int_equal(lcx_cuda_stream_create(gpu->cuda, &cs), LCX_OK);
+    lcx_context *c = ctx_on_stream(cs);
+    lcx_rope_config cfg;
+    rope_cfg(&cfg, 2, 16, 16, 0, 0, &rng);
+    lcx_rope *rope = NULL;
+    assert_int_equal(lcx_rope_create(cpu, &cfg, 8192, &rope), LCX_OK);
+
+    enum { B = 2, S = 6, H = 2, D = 16, ROWS = 6, V = 50, NQ = B * S * H * D, NK = B * S * D };
+    float hq[NQ], hk[NK], hl[ROWS * V], rq[NQ], rk[NK], rout[ROWS], gq[NQ], gk[NK], gout[ROWS], poison[ROWS];
+    const int64_t hpos[B * S] = {0, 5, 17, 1000, 4095, 4096, 70000, 2147483647LL, 3, 9000, 131071, 12};
+    const int64_t htg[ROWS] = {0, 49, -100, 7, 13, 25};
+    random_f32(hq, NQ, &rng);
+    random_f32(hk, NK, &rng);
+    random_f32(hl, ROWS * V, &rng);
+    memset(poison, 0xff, sizeof poison);
+    float *dq = dev_alloc(sizeof hq), *dk = dev_alloc(sizeof hk), *dl = dev_alloc(sizeof hl);
+    float *dout = dev_alloc(sizeof rout);
+    int64_t *dpos = dev_alloc(sizeof hpos), *dtg = dev_alloc(sizeof htg);
+    to_dev(dpos, hpos, sizeof hpos);
+    to_dev(dtg, htg, sizeof htg);
+    to_dev(dl, hl, sizeof hl);
+    const int64_t sq[4] = {B, S, H, D}, sk[4] = {B, S, 1, D}, sl[3] = {3, 2, V};
+    const lcx_tensor q = dense(dq, LCX_F32, 4, sq), k = dense(dk, LCX_F32, 4, sk), lg = dense(dl, LCX_F32, 3, sl);
+#define RESET()                                                                                                  \
+    do {                                                                                                       \
+        to_dev(dq, hq, sizeof hq);                                                                             \
+        to_dev(dk, hk, sizeof hk);                                                                             \
+        to_dev(dout, poison, sizeof poison);                                                                   \
+    } while (0)
+#define READ()                                                                                                   \
+    do {                                                                                                       \
+        assert_int_equal(lcx_context_synchronize(c), LCX_OK);                                                  \
+        to_host(gq, dq, sizeof gq);                                                                            \
+        to_host(gk, dk, sizeof gk);                                                                            \
+        to_host(gout, dout, sizeof gout);                                                                      \
+    } while (0)
+
+    /* the reference: the same calls outside capture */
+    RESET();
+    assert_int_equal(lcx_rope_apply(c, rope, &q, &k, dpos), LCX_OK);
+    assert_int_equal(lcx_token_logprobs(c, &lg, dtg, dout), LCX_OK);
+    assert_int_equal(lcx_context_synchronize(c), LCX_OK);
+    to_host(rq, dq, sizeof rq);
+    to_host(rk, dk, sizeof rk);
+    to_host(rout, dout, sizeof rout);
+
+    /* LoRA with a rank needs scratch this fresh context does not have yet */
+    const int64_t sx[2] = {2, 4}, sa[2] = {1, 4}, sb[2] = {3, 1}, sy[2] = {2, 3};
+    float *lx = dev_alloc(64), *la = dev_alloc(64), *lb = dev_alloc(64), *ly = dev_alloc(64);
+    to_dev(ly, poison, 2 * 3 * sizeof(float));
+    const lcx_tensor tx = dense(lx, LCX_F32, 2, sx), ta = dense(la, LCX_F32, 2, sa), tb = dense(lb, LCX_F32, 2, sb),
+                     ty = dense(ly, LCX_F32, 2, sy);
+
+    RESET();
+    assert_int_equal(lcx_cuda_capture_begin(c->cuda), LCX_OK);
+    const lcx_status s1 = lcx_rope_apply(c, rope, &q, &k, dpos);
+    const lcx_status s2 = lcx_token_logprobs(c, &lg, dtg, dout);
+    const lcx_status s3 = lcx_lora_linear(c, &tx, NULL, NULL, &ta, &tb, 1.0f, &ty, 0);
+    char m3[256];
+    snprintf(m3, sizeof m3, "%s", lcx_last_error());
+    void *graph = NULL;
+    const lcx_status se = lcx_cuda_capture_end(c->cuda, &graph);
+    if (se != LCX_OK)
+        lcx_fail_msg("capture: %s", lcx_last_error());
+    assert_int_equal(s1, LCX_OK);
+    assert_int_equal(s2, LCX_OK);
+    assert_int_equal(s3, LCX_E_UNSUPPORTED);
+    assert_non_null(strstr(m3, "captured"));
+
+    READ(); /* nothing has run yet */
+    lcx_expect_bytes_equal(gq, hq, sizeof gq, "q before the graph runs");
+    lcx_expect_bytes_equal(gout, poison, sizeof gout, "out before the graph runs");
+
+    assert_int_equal(lcx_cuda_graph_launch(c->cuda, graph), LCX_OK);
+    READ();
+    lcx_expect_bytes_equal(gq, rq, sizeof gq, "captured rope q");
+    lcx_expect_bytes_equal(gk, rk, sizeof gk, "captured rope k");
+    lcx_expect_bytes_equal(gout, rout, sizeof gout, "captured logprobs");
+
+    /* a position out of range: the rotation writes nothing */
+    int64_t bad = -1;
+    RESET();
+    to_dev(dpos + 7, &bad, sizeof bad);
+    assert_int_equal(lcx_cuda_graph_launch(c->cuda, graph), LCX_OK);
+    READ();
+    lcx_expect_bytes_equal(gq, hq, sizeof gq, "q after a bad position");
+    lcx_expect_bytes_equal(gk, hk, sizeof gk, "k after a bad position");
+    lcx_expect_bytes_equal(gout, rout, sizeof gout, "logprobs beside a bad position");
+    /* outside capture the same call is refused */
+    assert_int_equal(lcx_rope_apply(c, rope, &q, &k, dpos), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "positions[1][1]"));
+
+    /* a target >= vocab: the log-probabilities write nothing */
+    bad = V;
+    RESET();
+    to_dev(dpos, hpos, sizeof hpos);
+    to_dev(dtg + 4, &bad, sizeof bad);
+    assert_int_equal(lcx_cuda_graph_launch(c->cuda, graph), LCX_OK);
+    READ();
+    lcx_expect_bytes_equal(gq, rq, sizeof gq, "q beside a bad target");
+    lcx_expect_bytes_equal(gout, poison, sizeof gout, "out after a bad target");
+    assert_int_equal(lcx_token_logprobs(c, &lg, dtg, dout), LCX_E_INVALID);
+    assert_non_null(strstr(lcx_last_error(), "targets[4]"));
+
+    /* good inputs again: the graph still works */
+    RESET();
+    to_dev(dtg, htg, sizeof htg);
+    assert_int_equal(lcx_cuda_graph_launch(c->cuda, graph), LCX_OK);
+    READ();
+    lcx_expect_bytes_equal(gq, rq, sizeof gq, "captured rope q, again");
+    lcx_expect_bytes_equal(gout, rout, sizeof gout, "captured logprobs, again");
+    to_host(gout, ly, 2 * 3 * sizeof(float));
+    lcx_expect_bytes_equal(gout, poison, 2 * 3 * sizeof(float), "lora refused during capture");
+#undef RESET
+#undef READ
+
+    lcx_cuda_graph_destroy(c->cuda, graph);
+    lcx_rope_destroy(rope);
+    lcx_context_destroy(c);
+    lcx_cuda_stream_destroy(gpu->cuda, cs);
+    void *all[10] = {dq, dk, dl, dout, dpos, dtg, lx, la, lb, ly};
+    for (int i = 0; i < 10; i++)
+        lcx_cuda_free(gpu->cuda, all[i]);
+}
+
+/* One misaligned device pointer per op family on the CUDA context:
+ * LCX_E_INVALID naming the argument, and not a byte written (the whole
+ * arena the arguments live in is unchanged). */
+static void expect_misaligned(lcx_status st, const char *what, const char *arg)
+{
+    const char *m = lcx_last_error();
+    if (st != LCX_E_INVALID || !strstr(m, "aligned") || !strstr(m, arg))
+        lcx_fail_msg("%s: status %d, message '%s' (want LCX_E_INVALID about %s alignment)", what, (int)st, m, arg);
+}
+
+static void test_cuda_misaligned(void **state)
+{
+    (void)state;
+    enum { REG = 4096, NREG = 24 };
+    const size_t bytes = (size_t)REG * NREG;
+    unsigned char *h = malloc(bytes), *back = malloc(bytes);
+    memset(h, 0xab, bytes);
+    unsigned char *arena = dev_alloc(bytes);
+    to_dev(arena, h, bytes);
+#define AT(i, off) ((void *)(arena + (size_t)(i) * REG + (off)))
+
+    const int64_t s64[1] = {64};
+    lcx_tensor a = dense(AT(0, 2), LCX_F32, 1, s64), b = dense(AT(1, 0), LCX_BF16, 1, s64);
+    expect_misaligned(lcx_convert(gpu, &a, &b), "convert", "src");
+
+    lcx_rope_config cfg;
+    rope_cfg(&cfg, 0, 16, 16, 0, 0, NULL);
+    lcx_rope *rope = NULL;
+    assert_int_equal(lcx_rope_create(cpu, &cfg, 0, &rope), LCX_OK);
+    const int64_t sq[4] = {1, 4, 2, 16}, sk[4] = {1, 4, 1, 16};
+    lcx_tensor q = dense(AT(2, 0), LCX_F32, 4, sq), k = dense(AT(3, 0), LCX_F32, 4, sk);
+    expect_misaligned(lcx_rope_apply(gpu, rope, &q, &k, AT(4, 4)), "rope_apply", "positions");
+    expect_misaligned(lcx_rope_rerotate(gpu, rope, rope, &k, AT(4, 4)), "rope_rerotate", "positions");
+    lcx_tensor kb = dense(AT(3, 1), LCX_BF16, 4, sk);
+    expect_misaligned(lcx_rope_shift(gpu, rope, &kb, 3), "rope_shift", "k");
+    lcx_rope_destroy(rope);
+
+    const int64_t docs[2] = {10, 20};
+    expect_misaligned(lcx_pose_sample_batch(gpu, 1, 2, 2, docs, 8, 64, 0, NULL, AT(5, 4), NULL), "pose", "pos_out");
+    expect_misaligned(lcx_pose_sample_batch(gpu, 1, 2, 2, docs, 8, 64, 0, AT(5, 0), NULL, AT(6, 4)), "pose",
+                      "n_out");
+    expect_misaligned(lcx_randpos_sample_batch(gpu, 1, 2, 2, 4, 16, AT(5, 4)), "randpos", "pos_out");
+
+    const int64_t sx[2] = {2, 4}, sa[2] = {1, 4}, sb[2] = {3, 1}, sy[2] = {2, 3}, sw[2] = {3, 4};
+    lcx_tensor lx = dense(AT(7, 1), LCX_BF16, 2, sx), la = dense(AT(8, 0), LCX_BF16, 2, sa),
+               lb = dense(AT(9, 0), LCX_BF16, 2, sb), ly = dense(AT(10, 0), LCX_F32, 2, sy);
+    expect_misaligned(lcx_lora_linear(gpu, &lx, NULL, NULL, &la, &lb, 1.0f, &ly, 0), "lora_linear", "x");
+    lcx_lora_adapter ad = {dense(AT(8, 0), LCX_F32, 2, sa), dense(AT(9, 0), LCX_F32, 2, sb), 0.5f};
+    const int32_t map[2] = {0, 0};
+    lx = dense(AT(7, 0), LCX_F32, 2, sx);
+    ly = dense(AT(10, 2), LCX_F32, 2, sy);
+    expect_misaligned(lcx_lora_batched(gpu, &lx, &ad, 1, map, &ly), "lora_batched", "y");
+    lcx_tensor lw = dense(AT(11, 1), LCX_BF16, 2, sw);
+    expect_misaligned(lcx_lora_merge(gpu, &lw, &la, &lb, 1.0f), "lora_merge", "w");
+
+    const lcx_tensor mi[2] = {dense(AT(12, 0), LCX_F32, 1, s64), dense(AT(13, 0), LCX_F32, 1, s64)};
+    const double co[2] = {0.5, 0.5};
+    lcx_tensor mo = dense(AT(14, 1), LCX_BF16, 1, s64);
+    expect_misaligned(lcx_merge_weights(gpu, 2, mi, co, &mo), "merge_weights", "out");
+
+    const int64_t sl[2] = {2, 50};
+    const lcx_tensor lg = dense(AT(15, 0), LCX_F32, 2, sl), lg2 = dense(AT(16, 0), LCX_F32, 2, sl);
+    expect_misaligned(lcx_token_logprobs(gpu, &lg, AT(17, 4), AT(18, 0)), "token_logprobs", "targets");
+    expect_misaligned(lcx_token_logprobs(gpu, &lg, AT(17, 0), AT(18, 2)), "token_logprobs", "out");
+    expect_misaligned(lcx_token_impact(gpu, &lg, &lg2, AT(17, 0), AT(18, 2)), "token_impact", "out");
+
+    const int64_t st4[4] = {1, 4, 2, 8};
+    const lcx_tensor aq = dense(AT(19, 0), LCX_F32, 4, st4), ak = dense(AT(20, 0), LCX_F32, 4, st4),
+                     av = dense(AT(21, 0), LCX_F32, 4, st4), ao = dense(AT(22, 0), LCX_F32, 4, st4);
+    expect_misaligned(lcx_attention_forward(gpu, NULL, &aq, &ak, &av, &ao, AT(23, 2)), "attention_forward", "lse");
+    expect_misaligned(lcx_attention_merge(gpu, &aq, AT(23, 2), &ak, AT(23, 64), &ao, AT(23, 128)),
+                      "attention_merge", "lse_a");
+    expect_misaligned(lcx_attention_merge(gpu, &aq, AT(23, 0), &ak, AT(23, 64), &ao, AT(23, 130)),
+                      "attention_merge", "lse");
+    lcx_s2_params s2;
+    lcx_s2_params_default(&s2);
+    s2.group_size = 2;
+    expect_misaligned(lcx_attention_s2_forward(gpu, &s2, &aq, &ak, &av, &ao, AT(23, 2)), "attention_s2", "lse");
+#undef AT
+
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(back, arena, bytes);
+    lcx_expect_bytes_equal(back, h, bytes, "device memory after misaligned calls");
+    lcx_cuda_free(gpu->cuda, arena);
+    free(h);
+    free(back);
+}
+
+/* A call that fails on the device (LoRA's f32 temporary x A^T of 2^16
+ * tokens x rank 2^30, 256 TiB, from zero-stride views over a few bytes):
+ * LCX_E_DEVICE with CUDA's error in the message, nothing written, and the
+ * context still works (the scratch it had is gone and comes back). */
+static void test_cuda_failure_recovery(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 305);
+    const int64_t T = 1 << 16, R = (int64_t)1 << 30;
+    unsigned char *poison = malloc((size_t)T * 4), *back = malloc((size_t)T * 4);
+    memset(poison, 0xab, (size_t)T * 4);
+    float *one = dev_alloc(256), *dy = dev_alloc((size_t)T * 4);
+    to_dev(dy, poison, (size_t)T * 4);
+    lcx_tensor x = {one, LCX_F32, 2, {T, 1}, {0, 1}}, a = {one + 8, LCX_F32, 2, {R, 1}, {0, 1}},
+               b = {one + 16, LCX_F32, 2, {1, R}, {0, 0}};
+    const int64_t sy[2] = {T, 1};
+    const lcx_tensor y = dense(dy, LCX_F32, 2, sy);
+    const lcx_status st = lcx_lora_linear(gpu, &x, NULL, NULL, &a, &b, 1.0f, &y, 0);
+    if (st != LCX_E_DEVICE || !strstr(lcx_last_error(), "cudaErrorMemoryAllocation"))
+        lcx_fail_msg("a 256 TiB temporary: status %d, '%s'", (int)st, lcx_last_error());
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(back, dy, (size_t)T * 4);
+    lcx_expect_bytes_equal(back, poison, (size_t)T * 4, "y after the failed call");
+
+    /* the context works: a LoRA call with a rank (scratch again) equals the CPU */
+    enum { LT = 5, IN = 7, OUT = 3, RK = 2 };
+    float hx[LT * IN], ha[RK * IN], hb[OUT * RK], hy[LT * OUT], gy[LT * OUT];
+    random_f32(hx, LT * IN, &rng);
+    random_f32(ha, RK * IN, &rng);
+    random_f32(hb, OUT * RK, &rng);
+    float *dx = dev_alloc(sizeof hx), *da = dev_alloc(sizeof ha), *db = dev_alloc(sizeof hb);
+    to_dev(dx, hx, sizeof hx);
+    to_dev(da, ha, sizeof ha);
+    to_dev(db, hb, sizeof hb);
+    const int64_t shx[2] = {LT, IN}, sha[2] = {RK, IN}, shb[2] = {OUT, RK}, shy[2] = {LT, OUT};
+    lcx_tensor cx = dense(hx, LCX_F32, 2, shx), ca = dense(ha, LCX_F32, 2, sha), cb = dense(hb, LCX_F32, 2, shb),
+               cy = dense(hy, LCX_F32, 2, shy);
+    assert_int_equal(lcx_lora_linear(cpu, &cx, NULL, NULL, &ca, &cb, 0.75f, &cy, 0), LCX_OK);
+    cx.data = dx;
+    ca.data = da;
+    cb.data = db;
+    cy.data = dy;
+    if (lcx_lora_linear(gpu, &cx, NULL, NULL, &ca, &cb, 0.75f, &cy, 0) != LCX_OK)
+        lcx_fail_msg("lora after a failure: %s", lcx_last_error());
+    assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+    to_host(gy, dy, sizeof gy);
+    for (int i = 0; i < LT * OUT; i++)
+        if (!(fabs((double)gy[i] - (double)hy[i]) <= 1e-5 * (1 + fabs((double)hy[i]))))
+            lcx_fail_msg("lora after a failure: y[%d] = %g, CPU %g", i, (double)gy[i], (double)hy[i]);
+    lcx_cuda_free(gpu->cuda, one);
+    lcx_cuda_free(gpu->cuda, dy);
+    lcx_cuda_free(gpu->cuda, dx);
+    lcx_cuda_free(gpu->cuda, da);
+    lcx_cuda_free(gpu->cuda, db);
+    free(poison);
+    free(back);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -2660,6 +3154,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cuda_attention_s2),
         cmocka_unit_test(test_cuda_attention_tensor_cores),
         cmocka_unit_test(test_cuda_attention_golden),
+        cmocka_unit_test(test_cuda_thread_state_kept),
+        cmocka_unit_test(test_cuda_second_device),
+        cmocka_unit_test(test_cuda_caller_stream_order),
+        cmocka_unit_test(test_cuda_graph_capture),
+        cmocka_unit_test(test_cuda_misaligned),
+        cmocka_unit_test(test_cuda_failure_recovery),
     };
     char *args[2] = {argv[0], "auto"};
     if (setup(NULL) != 0) {

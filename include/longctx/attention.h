@@ -40,8 +40,9 @@ LCX_API void lcx_attention_params_default(lcx_attention_params *p);
  *  the packed totals, each sequence is attended independently (causal
  *  alignment within each) and lse is [1][heads][total_q]. params may be
  *  NULL (defaults). On a CUDA context q, k, v, out and lse are device
- *  memory and cu_seqlens_q/k stay host arrays (validated, then copied
- *  during the call); the work is queued on the context's stream. */
+ *  memory (lse aligned to 4 bytes) and cu_seqlens_q/k stay host arrays
+ *  (validated, then copied during the call); the work is queued on the
+ *  context's stream. */
 LCX_API lcx_status lcx_attention_forward(struct lcx_context *ctx, const lcx_attention_params *params,
                                          const lcx_tensor *q, const lcx_tensor *k, const lcx_tensor *v,
                                          const lcx_tensor *out, float *lse);
@@ -53,7 +54,8 @@ LCX_API lcx_status lcx_attention_forward(struct lcx_context *ctx, const lcx_atte
  *  [batch][seq][heads][dv] of any dtypes, lse_* float [batch][heads][seq]
  *  (natural log; a base-2 LSE as some kernels keep it converts by
  *  lse = lse2 * ln 2). out may be out_a or out_b (same view); lse may be
- *  lse_a or lse_b. On a CUDA context every tensor and lse is device memory. */
+ *  lse_a or lse_b. On a CUDA context every tensor and lse is device memory
+ *  (the lse arrays aligned to 4 bytes). */
 LCX_API lcx_status lcx_attention_merge(struct lcx_context *ctx, const lcx_tensor *out_a, const float *lse_a,
                                        const lcx_tensor *out_b, const float *lse_b, const lcx_tensor *out,
                                        float *lse);

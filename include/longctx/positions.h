@@ -139,8 +139,8 @@ LCX_API lcx_status lcx_positions_packed(const int64_t *cu_seqlens, int32_t n_doc
  *  entries of index_out[r * window_len ...] and pos_out[r * window_len ...]
  *  and leaves the rest of its row untouched; n_out[r] = w_r. Any of the
  *  three outputs may be NULL, not both index_out and pos_out; they must not
- *  overlap. On a CUDA context the outputs are device memory and the work is
- *  queued on the context's stream. */
+ *  overlap. On a CUDA context the outputs are device memory, aligned to
+ *  their 8-byte elements, and the work is queued on the context's stream. */
 LCX_API lcx_status lcx_pose_sample_batch(struct lcx_context *ctx, uint64_t seed, uint64_t stream, int64_t rows,
                                          const int64_t *doc_lens, int64_t window_len, int64_t target_len,
                                          int32_t n_chunks, int64_t *index_out, int64_t *pos_out, int64_t *n_out);
@@ -148,7 +148,8 @@ LCX_API lcx_status lcx_pose_sample_batch(struct lcx_context *ctx, uint64_t seed,
 /** RandPos for `rows` rows: row r = lcx_randpos_sample with the stream
  *  lcx_random_init(seed, stream + r), written to pos_out[r * n ...]
  *  ([rows][n]). O(target_len) per row. On a CUDA context pos_out is device
- *  memory (one GPU thread draws a row; queued on the context's stream). */
+ *  memory aligned to 8 bytes (one GPU thread draws a row; queued on the
+ *  context's stream). */
 LCX_API lcx_status lcx_randpos_sample_batch(struct lcx_context *ctx, uint64_t seed, uint64_t stream, int64_t rows,
                                             int64_t n, int64_t target_len, int64_t *pos_out);
 

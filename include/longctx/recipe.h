@@ -37,10 +37,13 @@ LCX_API lcx_status lcx_merge_weights(struct lcx_context *ctx, int32_t n, const l
  *  with a NaN gives NaN; with +inf entries, the mass is shared by them
  *  (-log(count) at a +inf target, -inf elsewhere); all -inf gives NaN.
  *  Accuracy: within 1e-5 + 1e-6 |result| of the exact value for f32 input.
- *  CUDA context: logits->data, targets and out are device memory (the
- *  tensor descriptor stays in host memory). The call waits for the
- *  context's stream to check the targets (so a bad one is refused with
- *  nothing written), then queues the kernel on that stream. */
+ *  CUDA context: logits->data, targets and out are device memory, targets
+ *  and out aligned to their 8- and 4-byte elements (the tensor descriptor
+ *  stays in host memory). The call waits for the context's stream to check
+ *  the targets (so a bad one is refused with nothing written), then queues
+ *  the kernel on that stream. While the stream is being captured into a
+ *  CUDA graph the call cannot wait: it returns LCX_OK, and when the graph
+ *  runs a target >= vocab makes the kernel write nothing. */
 LCX_API lcx_status lcx_token_logprobs(struct lcx_context *ctx, const lcx_tensor *logits, const int64_t *targets,
                                       float *out);
 
@@ -52,8 +55,8 @@ LCX_API lcx_status lcx_token_logprobs(struct lcx_context *ctx, const lcx_tensor 
  *  exp(lp_ext) - exp(lp_base) = exp(lp_base) (exp(out) - 1); whether the
  *  paper ranks by the signed or the absolute change is not settled: take
  *  fabs(out) for the latter (lcx_impact_topk's use_abs). On a CUDA context
- *  the logits data, targets and out are device memory, as for
- *  lcx_token_logprobs. */
+ *  the logits data, targets and out are device memory, checked and
+ *  captured as for lcx_token_logprobs. */
 LCX_API lcx_status lcx_token_impact(struct lcx_context *ctx, const lcx_tensor *base_logits,
                                     const lcx_tensor *ext_logits, const int64_t *targets, float *out);
 

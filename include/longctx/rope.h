@@ -111,9 +111,12 @@ LCX_API lcx_status lcx_rope_get(const lcx_rope *rope, double *inv_freq, double *
  *  On a CUDA context, q, k and positions are device memory and the work is
  *  queued on the context's stream (the rope object stays on the host; its
  *  tables are copied during the call, so it may change once the call
- *  returns). Non-NULL positions are range-checked on the device first: the
- *  call then waits for the stream (work queued before it included) and
- *  refuses an out-of-range position with LCX_E_INVALID, nothing written. */
+ *  returns); positions must be aligned to 8 bytes. Non-NULL positions are
+ *  range-checked on the device first: the call then waits for the stream
+ *  (work queued before it included) and refuses an out-of-range position
+ *  with LCX_E_INVALID, nothing written. While the stream is being captured
+ *  into a CUDA graph the call cannot wait: it returns LCX_OK, and when the
+ *  graph runs an out-of-range position makes the rotation write nothing. */
 LCX_API lcx_status lcx_rope_apply(struct lcx_context *ctx, const lcx_rope *rope, const lcx_tensor *q,
                                   const lcx_tensor *k, const int64_t *positions);
 
@@ -122,7 +125,8 @@ LCX_API lcx_status lcx_rope_apply(struct lcx_context *ctx, const lcx_rope *rope,
  *  positions: multiply by the rotation of angle p*(theta_to - theta_from)
  *  with magnitude 1 (a is never applied twice). Both ropes need the same
  *  head_dim, rotary_dim and layout. Precise angles always. On a CUDA
- *  context: device memory and stream as for lcx_rope_apply. */
+ *  context: device memory, stream, position check and graph capture as for
+ *  lcx_rope_apply. */
 LCX_API lcx_status lcx_rope_rerotate(struct lcx_context *ctx, const lcx_rope *from,
                                      const lcx_rope *to, const lcx_tensor *k,
                                      const int64_t *positions);

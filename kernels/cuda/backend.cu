@@ -5,6 +5,71 @@
 
 #include "cuda_check.cuh"
 
+namespace {
+/* The driver's cuCtxGetCurrent and cuCtxSetCurrent (CUresult is an
+ * int-sized enum, CUcontext a pointer), found through the runtime so that
+ * the library links no driver library and includes no driver header. */
+typedef int (*lcx_cu_ctx_get_fn)(void **ctx);
+typedef int (*lcx_cu_ctx_set_fn)(void *ctx);
+void *lcx_cu_get, *lcx_cu_set;
+int lcx_cu_looked; /* 0: not yet, 1: both found, 2: unavailable */
+
+void *lcx_driver_symbol(const char *name)
+{
+    void *fn = NULL;
+    cudaError_t e = cudaSuccess;
+#if CUDART_VERSION >= 12050
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    e = cudaGetDriverEntryPointByVersion(name, &fn, 4000, cudaEnableDefault, &q); /* the CUDA 4.0 ABI */
+    if (q != cudaDriverEntryPointSuccess)
+        fn = NULL;
+#elif CUDART_VERSION >= 12000
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    e = cudaGetDriverEntryPoint(name, &fn, cudaEnableDefault, &q);
+    if (q != cudaDriverEntryPointSuccess)
+        fn = NULL;
+#elif CUDART_VERSION >= 11030
+    e = cudaGetDriverEntryPoint(name, &fn, cudaEnableDefault);
+#else
+    (void)name;
+#endif
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* a failed look-up is not an error of the caller's work */
+        fn = NULL;
+    }
+    return fn;
+}
+
+/* Looked up on first use; threads that race here find the same pointers
+ * (the library is built without thread-safe statics, hence the atomics). */
+int lcx_cu_ready()
+{
+    int st = __atomic_load_n(&lcx_cu_looked, __ATOMIC_ACQUIRE);
+    if (st == 0) {
+        void *g = lcx_driver_symbol("cuCtxGetCurrent"), *p = lcx_driver_symbol("cuCtxSetCurrent");
+        __atomic_store_n(&lcx_cu_get, g, __ATOMIC_RELAXED);
+        __atomic_store_n(&lcx_cu_set, p, __ATOMIC_RELAXED);
+        st = g && p ? 1 : 2;
+        __atomic_store_n(&lcx_cu_looked, st, __ATOMIC_RELEASE);
+    }
+    return st == 1;
+}
+} // namespace
+
+int lcx_cuda_current_context(void **ctx)
+{
+    *ctx = NULL;
+    return lcx_cu_ready() &&
+           reinterpret_cast<lcx_cu_ctx_get_fn>(__atomic_load_n(&lcx_cu_get, __ATOMIC_RELAXED))(ctx) == 0;
+}
+
+void lcx_cuda_restore_context(void *ctx)
+{
+    void *cur = NULL;
+    if (lcx_cuda_current_context(&cur) && cur != ctx)
+        (void)reinterpret_cast<lcx_cu_ctx_set_fn>(__atomic_load_n(&lcx_cu_set, __ATOMIC_RELAXED))(ctx);
+}
+
 extern "C" lcx_status lcx_cuda_open(int device, void *stream, lcx_cuda_state **out)
 {
     int count = 0;
@@ -14,18 +79,31 @@ extern "C" lcx_status lcx_cuda_open(int device, void *stream, lcx_cuda_state **o
                         count);
     lcx_device_scope scope(device);
     LCX_CUDA_TRY(scope.err);
+    int pools = 0;
+    LCX_CUDA_TRY(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device));
     lcx_cuda_state *s = (lcx_cuda_state *)calloc(1, sizeof *s);
     if (!s)
         return lcx_fail(LCX_E_NOMEM, "cuda: out of host memory");
     s->device = device;
+    s->mempool = pools != 0;
+    /* the persistent block: the check word, then the tables 256 bytes in */
+    void *blk = NULL;
+    lcx_status st = lcx_cuda_status(cudaMalloc(&blk, 256 + LCX_CUDA_TABLE_BYTES), "cudaMalloc");
+    if (st != LCX_OK) {
+        free(s);
+        return st;
+    }
+    s->check = (unsigned long long *)blk;
+    s->tables = (char *)blk + 256;
     if (stream) {
         s->stream = (cudaStream_t)stream;
     } else {
         /* a blocking stream: it orders after work the caller queued on the
          * legacy default stream (cudaMemcpy, cudaMemset, <<<>>> without a
          * stream), so inputs prepared there are ready when ops read them */
-        lcx_status st = lcx_cuda_status(cudaStreamCreate(&s->stream), "cudaStreamCreate");
+        st = lcx_cuda_status(cudaStreamCreate(&s->stream), "cudaStreamCreate");
         if (st != LCX_OK) {
+            cudaFree(blk);
             free(s);
             return st;
         }
@@ -41,9 +119,20 @@ extern "C" void lcx_cuda_close(lcx_cuda_state *s)
         return;
     {
         lcx_device_scope scope(s->device);
-        if (s->scratch)
-            cudaFreeAsync(s->scratch, s->stream);
+        if (s->mempool) {
+            if (s->scratch)
+                cudaFreeAsync(s->scratch, s->stream);
+            for (int i = 0; i < s->n_kept; i++)
+                cudaFreeAsync(s->kept[i], s->stream);
+        }
         cudaStreamSynchronize(s->stream);
+        if (!s->mempool) {
+            if (s->scratch)
+                cudaFree(s->scratch);
+            for (int i = 0; i < s->n_kept; i++)
+                cudaFree(s->kept[i]);
+        }
+        cudaFree(s->check);
         if (s->staging) {
             cudaEventDestroy(s->staged);
             cudaFreeHost(s->staging);
@@ -51,7 +140,16 @@ extern "C" void lcx_cuda_close(lcx_cuda_state *s)
         if (s->owns_stream)
             cudaStreamDestroy(s->stream);
     }
+    free(s->kept);
     free(s);
+}
+
+lcx_status lcx_cuda_capturing(lcx_cuda_state *s, int *yes)
+{
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    LCX_CUDA_TRY(cudaStreamIsCapturing(s->stream, &cs));
+    *yes = cs != cudaStreamCaptureStatusNone;
+    return LCX_OK;
 }
 
 extern "C" lcx_status lcx_cuda_sync(lcx_cuda_state *s)
@@ -92,21 +190,49 @@ extern "C" lcx_status lcx_cuda_copy(lcx_cuda_state *s, void *dst, const void *sr
 
 lcx_status lcx_cuda_scratch(lcx_cuda_state *s, size_t bytes, void **out)
 {
+    int cap = 0;
+    lcx_status st = lcx_cuda_capturing(s, &cap);
+    if (st != LCX_OK)
+        return st;
     if (bytes <= s->scratch_bytes && s->scratch) {
+        s->scratch_captured |= cap;
         *out = s->scratch;
         return LCX_OK;
     }
-    /* stream-ordered: the old block is released after the work queued on
-     * it, the new one is usable by everything queued from here on */
+    if (cap)
+        return lcx_fail(LCX_E_UNSUPPORTED,
+                        "cuda: the call needs %zu bytes of device scratch, the context holds %zu, and it cannot "
+                        "grow while its stream is being captured into a graph: make the same call once before "
+                        "capturing", bytes, s->scratch_bytes);
     if (s->scratch) {
-        LCX_CUDA_TRY(cudaFreeAsync(s->scratch, s->stream));
+        if (s->scratch_captured) {
+            /* a captured graph uses the block: kept until the state goes */
+            void **k = (void **)realloc(s->kept, ((size_t)s->n_kept + 1) * sizeof *k);
+            if (!k)
+                return lcx_fail(LCX_E_NOMEM, "cuda: out of host memory");
+            s->kept = k;
+            s->kept[s->n_kept++] = s->scratch;
+        } else if (s->mempool) {
+            /* stream-ordered: the old block is released after the work
+             * queued on it */
+            LCX_CUDA_TRY(cudaFreeAsync(s->scratch, s->stream));
+        } else {
+            /* cudaFree does not order itself after the stream's work: the
+             * work queued on the old block finishes first */
+            LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
+            LCX_CUDA_TRY(cudaFree(s->scratch));
+        }
         s->scratch = NULL;
         s->scratch_bytes = 0;
+        s->scratch_captured = 0;
     }
     size_t sz = bytes + (bytes >> 2); /* headroom for the next, slightly larger call */
     sz = sz < bytes ? bytes : (sz + ((size_t)1 << 16) - 1) & ~(((size_t)1 << 16) - 1);
     void *p = NULL;
-    LCX_CUDA_TRY(cudaMallocAsync(&p, sz, s->stream));
+    if (s->mempool)
+        LCX_CUDA_TRY(cudaMallocAsync(&p, sz, s->stream));
+    else
+        LCX_CUDA_TRY(cudaMalloc(&p, sz));
     s->scratch = p;
     s->scratch_bytes = sz;
     *out = p;
@@ -115,6 +241,15 @@ lcx_status lcx_cuda_scratch(lcx_cuda_state *s, size_t bytes, void **out)
 
 lcx_status lcx_cuda_staging(lcx_cuda_state *s, size_t bytes, void **out)
 {
+    int cap = 0;
+    const lcx_status st = lcx_cuda_capturing(s, &cap);
+    if (st != LCX_OK)
+        return st;
+    if (cap)
+        return lcx_fail(LCX_E_UNSUPPORTED,
+                        "cuda: the call uploads host arrays through the context's pinned staging buffer, which "
+                        "cannot be done while its stream is being captured into a graph (the graph would read the "
+                        "buffer when it runs, after later calls have refilled it)");
     if (!s->staging) {
         LCX_CUDA_TRY(cudaEventCreateWithFlags(&s->staged, cudaEventDisableTiming));
     } else {
@@ -195,43 +330,134 @@ __global__ void lcx_first_outside_kernel(const int64_t *v, int64_t n, int64_t lo
 } // namespace
 
 lcx_status lcx_cuda_first_outside(lcx_cuda_state *s, const int64_t *v, int64_t n, int64_t lo, int64_t hi,
-                                  int64_t *first_out, int64_t *value)
+                                  int64_t *first_out, int64_t *value, const unsigned long long **guard)
 {
     *first_out = -1;
-    unsigned long long *d_first = NULL, first = ~0ull;
-    LCX_CUDA_TRY(cudaMallocAsync((void **)&d_first, sizeof *d_first, s->stream));
-    cudaError_t e = cudaMemsetAsync(d_first, 0xff, sizeof *d_first, s->stream);
-    const char *what = "cudaMemsetAsync";
-    if (e == cudaSuccess) {
-        const int threads = 256;
-        int64_t blocks = (n + threads - 1) / threads;
-        if (blocks > 4096)
-            blocks = 4096;
-        lcx_first_outside_kernel<<<(unsigned)blocks, threads, 0, s->stream>>>(v, n, lo, hi, d_first);
-        e = cudaGetLastError();
-        what = "range check kernel launch";
+    *guard = NULL;
+    int cap = 0;
+    lcx_status st = lcx_cuda_capturing(s, &cap);
+    if (st != LCX_OK)
+        return st;
+    LCX_CUDA_TRY(cudaMemsetAsync(s->check, 0xff, sizeof *s->check, s->stream));
+    const int threads = 256;
+    int64_t blocks = (n + threads - 1) / threads;
+    if (blocks > 4096)
+        blocks = 4096;
+    lcx_first_outside_kernel<<<(unsigned)blocks, threads, 0, s->stream>>>(v, n, lo, hi, s->check);
+    if ((st = lcx_cuda_status(cudaGetLastError(), "range check kernel launch")) != LCX_OK)
+        return st;
+    if (cap) {
+        /* a host wait would invalidate the capture: the kernels check */
+        *guard = s->check;
+        return LCX_OK;
     }
-    if (e == cudaSuccess) {
-        e = cudaMemcpyAsync(&first, d_first, sizeof first, cudaMemcpyDeviceToHost, s->stream);
-        what = "cudaMemcpyAsync";
-    }
-    const cudaError_t ef = cudaFreeAsync(d_first, s->stream);
-    if (e == cudaSuccess) {
-        e = ef;
-        what = "cudaFreeAsync";
-    }
-    if (e == cudaSuccess) {
-        e = cudaStreamSynchronize(s->stream);
-        what = "cudaStreamSynchronize";
-    }
-    if (e != cudaSuccess) {
-        cudaStreamSynchronize(s->stream);
-        return lcx_cuda_status(e, what);
-    }
+    unsigned long long first = ~0ull;
+    LCX_CUDA_TRY(cudaMemcpyAsync(&first, s->check, sizeof first, cudaMemcpyDeviceToHost, s->stream));
+    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
     if (first >= (unsigned long long)n)
         return LCX_OK;
     LCX_CUDA_TRY(cudaMemcpyAsync(value, v + first, sizeof *value, cudaMemcpyDeviceToHost, s->stream));
     LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
     *first_out = (int64_t)first;
     return LCX_OK;
+}
+
+/* ---- for the tests and the bench: streams, copies and graphs outside the
+ * ops, and the calling thread's device state ---- */
+
+extern "C" int lcx_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+extern "C" lcx_status lcx_cuda_thread_state(int *device, int *has_context)
+{
+    void *ctx = NULL;
+    *has_context = lcx_cuda_current_context(&ctx) ? ctx != NULL : -1;
+    LCX_CUDA_TRY(cudaGetDevice(device));
+    return LCX_OK;
+}
+
+extern "C" lcx_status lcx_cuda_set_device(int device)
+{
+    LCX_CUDA_TRY(cudaSetDevice(device));
+    return LCX_OK;
+}
+
+extern "C" lcx_status lcx_cuda_stream_create(lcx_cuda_state *s, void **stream)
+{
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    cudaStream_t st = NULL;
+    LCX_CUDA_TRY(cudaStreamCreate(&st));
+    *stream = st;
+    return LCX_OK;
+}
+
+extern "C" void lcx_cuda_stream_destroy(lcx_cuda_state *s, void *stream)
+{
+    lcx_device_scope scope(s->device);
+    cudaStreamDestroy((cudaStream_t)stream);
+}
+
+extern "C" lcx_status lcx_cuda_stream_sync(lcx_cuda_state *s, void *stream)
+{
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    LCX_CUDA_TRY(cudaStreamSynchronize((cudaStream_t)stream));
+    return LCX_OK;
+}
+
+extern "C" lcx_status lcx_cuda_copy_async(lcx_cuda_state *s, void *stream, void *dst, const void *src, size_t bytes,
+                                          int kind)
+{
+    static const cudaMemcpyKind kinds[3] = {cudaMemcpyDeviceToHost, cudaMemcpyHostToDevice,
+                                            cudaMemcpyDeviceToDevice};
+    if (kind < 0 || kind > 2)
+        return lcx_fail(LCX_E_INVALID, "cuda: copy kind %d", kind);
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    LCX_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kinds[kind], (cudaStream_t)stream));
+    return LCX_OK;
+}
+
+extern "C" lcx_status lcx_cuda_capture_begin(lcx_cuda_state *s)
+{
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    LCX_CUDA_TRY(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeGlobal));
+    return LCX_OK;
+}
+
+extern "C" lcx_status lcx_cuda_capture_end(lcx_cuda_state *s, void **graph_exec)
+{
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    cudaGraph_t g = NULL;
+    LCX_CUDA_TRY(cudaStreamEndCapture(s->stream, &g));
+    cudaGraphExec_t x = NULL;
+    const cudaError_t e = cudaGraphInstantiateWithFlags(&x, g, 0);
+    cudaGraphDestroy(g);
+    LCX_CUDA_TRY(e);
+    *graph_exec = x;
+    return LCX_OK;
+}
+
+extern "C" lcx_status lcx_cuda_graph_launch(lcx_cuda_state *s, void *graph_exec)
+{
+    lcx_device_scope scope(s->device);
+    LCX_CUDA_TRY(scope.err);
+    LCX_CUDA_TRY(cudaGraphLaunch((cudaGraphExec_t)graph_exec, s->stream));
+    return LCX_OK;
+}
+
+extern "C" void lcx_cuda_graph_destroy(lcx_cuda_state *s, void *graph_exec)
+{
+    lcx_device_scope scope(s->device);
+    cudaGraphExecDestroy((cudaGraphExec_t)graph_exec);
 }

@@ -26,6 +26,7 @@ struct lcx_lp_args {
     const int64_t *targets;
     float *out;
     int64_t rows, vocab;
+    const unsigned long long *guard; /* captured target check, else NULL */
 };
 
 struct lcx_lp_smem {
@@ -123,6 +124,8 @@ __device__ double lcx_lp_row_logprob(const lcx_lp_view &v, int64_t row, int64_t 
 __global__ void __launch_bounds__(LCX_LP_THREADS) lcx_logprobs_kernel(const lcx_lp_args a)
 {
     __shared__ lcx_lp_smem sm;
+    if (lcx_guard_tripped(a.guard)) /* a target is out of range: write nothing */
+        return;
     for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
         const int64_t t = a.targets[r];
         double v = lcx_lp_row_logprob(a.x[0], r, t, a.vocab, sm);
@@ -133,7 +136,7 @@ __global__ void __launch_bounds__(LCX_LP_THREADS) lcx_logprobs_kernel(const lcx_
     }
 }
 
-/* *first = the smallest row whose target is >= vocab (left untouched when none) */
+/* the kernel's view of a [rows...][vocab] tensor: the row dims padded to 3 */
 lcx_status lcx_lp_view_of(const lcx_tensor *t, lcx_lp_view *v)
 {
     if (t->ndim < 2 || t->ndim > 4)
@@ -151,12 +154,14 @@ lcx_status lcx_lp_view_of(const lcx_tensor *t, lcx_lp_view *v)
 
 /* The target check: done on the device and waited for, so a bad target is
  * refused before the kernel that writes out is queued (negative targets are
- * valid: their rows get NaN). */
+ * valid: their rows get NaN); during stream capture the kernel reads the
+ * result (*guard) instead. */
 lcx_status lcx_lp_targets_ok(lcx_cuda_state *s, const char *op, const int64_t *targets, int64_t rows,
-                             int64_t vocab)
+                             int64_t vocab, const unsigned long long **guard)
 {
     int64_t first, bad;
-    const lcx_status st = lcx_cuda_first_outside(s, targets, rows, INT64_MIN, vocab - 1, &first, &bad);
+    const lcx_status st =
+        lcx_cuda_first_outside(s, targets, rows, INT64_MIN, vocab - 1, &first, &bad, guard);
     if (st != LCX_OK || first < 0)
         return st;
     return lcx_fail(LCX_E_INVALID, "%s: targets[%lld] = %lld >= vocab %lld", op, (long long)first,
@@ -180,13 +185,14 @@ extern "C" lcx_status lcx_cuda_token_logprobs(lcx_cuda_state *s, const char *op,
     a.out = out;
     a.rows = rows;
     a.vocab = vocab;
+    a.guard = NULL;
     lcx_device_scope scope(s->device);
     LCX_CUDA_TRY(scope.err);
     /* an error left by earlier, unrelated work is reported as such */
     LCX_CUDA_TRY(cudaPeekAtLastError());
     if (rows == 0)
         return LCX_OK;
-    if ((st = lcx_lp_targets_ok(s, op, targets, rows, vocab)) != LCX_OK)
+    if ((st = lcx_lp_targets_ok(s, op, targets, rows, vocab, &a.guard)) != LCX_OK)
         return st;
     const int64_t blocks = rows < (1 << 20) ? rows : (1 << 20);
     lcx_logprobs_kernel<<<(unsigned)blocks, LCX_LP_THREADS, 0, s->stream>>>(a);

@@ -4,7 +4,10 @@
  * The arithmetic mirrors the CPU scalar kernels (kernels/scalar/rope_scalar.c)
  * operation by operation with explicit round-to-nearest intrinsics (no
  * contraction); only sincosf differs from the CPU's (by an ulp or so).
- * Positions are checked on the device before anything is written. */
+ * Positions are checked on the device before anything is written. The
+ * per-pair tables travel in kernel arguments to the state's persistent
+ * table block, so a call neither allocates nor waits (and can be captured
+ * into a CUDA graph, which then carries its own copy of the tables). */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,6 +19,10 @@
 #define LCX_ROPE_CUDA_THREADS 128
 #define LCX_ROPE_CUDA_MAX_PAIRS 512
 #define LCX_ROPE_CUDA_MAX_POS 2147483647LL
+/* table words per fill launch: 3.75 KiB of arguments, under the 4 KiB limit */
+#define LCX_ROPE_FILL_WORDS 480
+
+static_assert(4 * LCX_ROPE_CUDA_MAX_PAIRS * sizeof(uint64_t) <= LCX_CUDA_TABLE_BYTES, "rope tables");
 
 namespace {
 
@@ -36,7 +43,20 @@ struct lcx_rope_kargs {
     int64_t n_hat, n_hat_from;
     const uint64_t *turns, *turns0, *from, *from0; /* device copies */
     const float *theta, *theta0;
+    const unsigned long long *guard; /* captured position check, else NULL */
 };
+
+struct lcx_rope_fill_args {
+    uint64_t *dst;
+    int32_t n;
+    uint64_t v[LCX_ROPE_FILL_WORDS];
+};
+
+__global__ void __launch_bounds__(LCX_ROPE_CUDA_THREADS) lcx_rope_fill_kernel(const lcx_rope_fill_args f)
+{
+    for (int32_t i = threadIdx.x; i < f.n; i += blockDim.x)
+        f.dst[i] = f.v[i];
+}
 
 /* precise angle of pos * turns (mod one turn), as lcx_rope_angle */
 __device__ __forceinline__ void lcx_rope_cs_turns(uint64_t turns, int64_t pos, float a, float *c, float *s)
@@ -56,6 +76,8 @@ __device__ __forceinline__ void lcx_rope_cs_turns(uint64_t turns, int64_t pos, f
 __global__ void __launch_bounds__(LCX_ROPE_CUDA_THREADS) lcx_rope_kernel(const lcx_rope_kargs a)
 {
     __shared__ float sc[LCX_ROPE_CUDA_MAX_PAIRS], ss[LCX_ROPE_CUDA_MAX_PAIRS];
+    if (lcx_guard_tripped(a.guard)) /* a position is out of range: write nothing */
+        return;
     const int32_t n = a.n;
     for (int64_t tok = blockIdx.x; tok < a.tokens; tok += gridDim.x) {
         const int64_t b = tok / a.seq, s = tok % a.seq;
@@ -106,12 +128,14 @@ __global__ void __launch_bounds__(LCX_ROPE_CUDA_THREADS) lcx_rope_kernel(const l
 }
 
 /* Done on the device and waited for, so a bad position is refused before
- * the kernel that writes q/k is queued. */
+ * the kernel that writes q/k is queued; during stream capture the kernel
+ * reads the result (*guard) instead. */
 lcx_status lcx_rope_positions_ok(lcx_cuda_state *s, const char *op, const int64_t *pos, int64_t tokens,
-                                 int64_t seq)
+                                 int64_t seq, const unsigned long long **guard)
 {
     int64_t first, bad;
-    const lcx_status st = lcx_cuda_first_outside(s, pos, tokens, 0, LCX_ROPE_CUDA_MAX_POS, &first, &bad);
+    const lcx_status st =
+        lcx_cuda_first_outside(s, pos, tokens, 0, LCX_ROPE_CUDA_MAX_POS, &first, &bad, guard);
     if (st != LCX_OK || first < 0)
         return st;
     return lcx_fail(LCX_E_INVALID, "%s: positions[%lld][%lld] = %lld is outside [0, 2^31-1]", op,
@@ -156,6 +180,7 @@ extern "C" lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx
     a.n_hat_from = d->n_hat_from;
     a.turns = a.turns0 = a.from = a.from0 = NULL;
     a.theta = a.theta0 = NULL;
+    a.guard = NULL;
 
     lcx_device_scope scope(s->device);
     LCX_CUDA_TRY(scope.err);
@@ -164,68 +189,53 @@ extern "C" lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx
     if (a.tokens == 0)
         return LCX_OK;
     lcx_status st;
-    if (positions && (st = lcx_rope_positions_ok(s, op, positions, a.tokens, seq)) != LCX_OK)
+    if (positions && (st = lcx_rope_positions_ok(s, op, positions, a.tokens, seq, &a.guard)) != LCX_OK)
         return st;
 
-    /* the per-pair tables, uploaded for this call through the state's
-     * pinned staging buffer (waited on before reuse), so the rope object
-     * may change as soon as this call returns */
+    /* the per-pair tables of this call, in the order the kernel reads them
+     * from the state's table block (a whole number of 64-bit words) */
     const size_t n_u64 = d->mode == 1 ? 0 : d->mode == 2 ? 4 * (size_t)n : 2 * (size_t)n;
     const size_t n_f32 = d->mode == 1 ? 2 * (size_t)n : 0;
-    const size_t bytes = n_u64 * sizeof(uint64_t) + n_f32 * sizeof(float);
-    unsigned char host[4 * LCX_ROPE_CUDA_MAX_PAIRS * sizeof(uint64_t)];
+    const size_t words = n_u64 + n_f32 / 2;
+    uint64_t host[4 * LCX_ROPE_CUDA_MAX_PAIRS];
+    unsigned char *const hb = (unsigned char *)host;
     if (d->mode == 1) {
-        memcpy(host, d->theta, (size_t)n * sizeof(float));
-        memcpy(host + (size_t)n * sizeof(float), d->theta0, (size_t)n * sizeof(float));
+        memcpy(hb, d->theta, (size_t)n * sizeof(float));
+        memcpy(hb + (size_t)n * sizeof(float), d->theta0, (size_t)n * sizeof(float));
     } else {
-        memcpy(host, d->turns, (size_t)n * sizeof(uint64_t));
-        memcpy(host + (size_t)n * sizeof(uint64_t), d->turns0, (size_t)n * sizeof(uint64_t));
+        memcpy(hb, d->turns, (size_t)n * sizeof(uint64_t));
+        memcpy(hb + (size_t)n * sizeof(uint64_t), d->turns0, (size_t)n * sizeof(uint64_t));
         if (d->mode == 2) {
-            memcpy(host + 2 * (size_t)n * sizeof(uint64_t), d->from_turns, (size_t)n * sizeof(uint64_t));
-            memcpy(host + 3 * (size_t)n * sizeof(uint64_t), d->from_turns0, (size_t)n * sizeof(uint64_t));
+            memcpy(hb + 2 * (size_t)n * sizeof(uint64_t), d->from_turns, (size_t)n * sizeof(uint64_t));
+            memcpy(hb + 3 * (size_t)n * sizeof(uint64_t), d->from_turns0, (size_t)n * sizeof(uint64_t));
         }
     }
-    if (!s->staging) {
-        LCX_CUDA_TRY(cudaMallocHost(&s->staging, sizeof host));
-        s->staging_bytes = sizeof host;
-        const cudaError_t ce = cudaEventCreateWithFlags(&s->staged, cudaEventDisableTiming);
-        if (ce != cudaSuccess) {
-            cudaFreeHost(s->staging);
-            s->staging = NULL;
-            return lcx_cuda_status(ce, "cudaEventCreateWithFlags");
-        }
+    /* queued after the previous call's rope kernel on the same stream, so
+     * the block is rewritten only once that kernel has read it */
+    uint64_t *const dev = (uint64_t *)s->tables;
+    lcx_rope_fill_args f;
+    memset(&f, 0, sizeof f); /* no stale stack bytes in the unused words */
+    for (size_t w0 = 0; w0 < words; w0 += LCX_ROPE_FILL_WORDS) {
+        const size_t cnt = words - w0 < LCX_ROPE_FILL_WORDS ? words - w0 : LCX_ROPE_FILL_WORDS;
+        f.dst = dev + w0;
+        f.n = (int32_t)cnt;
+        memcpy(f.v, host + w0, cnt * sizeof(uint64_t));
+        lcx_rope_fill_kernel<<<1, LCX_ROPE_CUDA_THREADS, 0, s->stream>>>(f);
+        if ((st = lcx_cuda_status(cudaGetLastError(), "rope table kernel launch")) != LCX_OK)
+            return st;
+    }
+    if (d->mode == 1) {
+        a.theta = (const float *)dev;
+        a.theta0 = a.theta + n;
     } else {
-        LCX_CUDA_TRY(cudaEventSynchronize(s->staged)); /* the previous upload has been read */
-    }
-    memcpy(s->staging, host, bytes);
-    unsigned char *dev = NULL;
-    LCX_CUDA_TRY(cudaMallocAsync((void **)&dev, bytes, s->stream));
-    cudaError_t e = cudaMemcpyAsync(dev, s->staging, bytes, cudaMemcpyHostToDevice, s->stream);
-    if (e == cudaSuccess)
-        e = cudaEventRecord(s->staged, s->stream);
-    const char *what = "cudaMemcpyAsync";
-    if (e == cudaSuccess) {
-        if (d->mode == 1) {
-            a.theta = (const float *)dev;
-            a.theta0 = a.theta + n;
-        } else {
-            a.turns = (const uint64_t *)dev;
-            a.turns0 = a.turns + n;
-            if (d->mode == 2) {
-                a.from = a.turns + 2 * (size_t)n;
-                a.from0 = a.turns + 3 * (size_t)n;
-            }
+        a.turns = dev;
+        a.turns0 = dev + n;
+        if (d->mode == 2) {
+            a.from = dev + 2 * (size_t)n;
+            a.from0 = dev + 3 * (size_t)n;
         }
-        int64_t blocks = a.tokens < (1 << 20) ? a.tokens : (1 << 20);
-        lcx_rope_kernel<<<(unsigned)blocks, LCX_ROPE_CUDA_THREADS, 0, s->stream>>>(a);
-        e = cudaGetLastError();
-        what = "rope kernel launch";
     }
-    /* stream-ordered: freed after the kernel has read the tables */
-    const cudaError_t ef = cudaFreeAsync(dev, s->stream);
-    if (e == cudaSuccess) {
-        e = ef;
-        what = "cudaFreeAsync";
-    }
-    return lcx_cuda_status(e, what);
+    const int64_t blocks = a.tokens < (1 << 20) ? a.tokens : (1 << 20);
+    lcx_rope_kernel<<<(unsigned)blocks, LCX_ROPE_CUDA_THREADS, 0, s->stream>>>(a);
+    return lcx_cuda_status(cudaGetLastError(), "rope kernel launch");
 }

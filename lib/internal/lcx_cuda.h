@@ -40,7 +40,9 @@ lcx_status lcx_cuda_merge(lcx_cuda_state *s, int32_t n, const lcx_tensor *inputs
  * (validated lcx_token_logprobs / lcx_token_impact arguments; tensor data,
  * targets and out in device memory). Waits for the stream to check the
  * targets (LCX_E_INVALID, nothing written, for one >= vocab), then queues
- * the kernel. `op` names the public call in error messages. */
+ * the kernel; while the stream is being captured into a graph the check
+ * stays on the device and a bad target makes the kernel write nothing.
+ * `op` names the public call in error messages. */
 lcx_status lcx_cuda_token_logprobs(lcx_cuda_state *s, const char *op, const lcx_tensor *logits,
                                    const lcx_tensor *ext_logits, const int64_t *targets, float *out,
                                    int64_t rows, int64_t vocab);
@@ -52,7 +54,7 @@ lcx_status lcx_cuda_token_logprobs(lcx_cuda_state *s, const char *op, const lcx_
  * n_hat_from, magnitude 1), mode 3 shifts every position by the rotation
  * of turns (delta * turns, exact mod one turn; turns0 = turns, n_hat 0,
  * magnitude 1). The tables are host arrays of n_pairs (<= 512) values,
- * copied during the call. */
+ * copied into kernel arguments during the call. */
 typedef struct lcx_cuda_rope_desc {
     int32_t mode;
     int32_t n_pairs;
@@ -67,7 +69,9 @@ typedef struct lcx_cuda_rope_desc {
  * [batch][seq][heads][head_dim] views, tensor data and positions in device
  * memory; positions NULL means p = s). With positions, waits for the stream
  * to check them (LCX_E_INVALID, nothing written, for one outside
- * [0, 2^31-1]), then queues the kernel. `op` names the public call. */
+ * [0, 2^31-1]), then queues the kernel; while the stream is being captured
+ * the check stays on the device and a bad position makes the kernel write
+ * nothing. `op` names the public call. */
 lcx_status lcx_cuda_rope(lcx_cuda_state *s, const char *op, const lcx_cuda_rope_desc *d, const lcx_tensor *q,
                          const lcx_tensor *k, const int64_t *positions, int64_t batch, int64_t seq);
 
@@ -125,6 +129,30 @@ lcx_status lcx_cuda_attention_merge(lcx_cuda_state *s, const lcx_tensor *out_a, 
 lcx_status lcx_cuda_alloc(lcx_cuda_state *s, size_t bytes, void **out);
 void lcx_cuda_free(lcx_cuda_state *s, void *p);
 lcx_status lcx_cuda_copy(lcx_cuda_state *s, void *dst, const void *src, size_t bytes, int to_device);
+
+/* For tests: the devices present (0 when the runtime finds none); the
+ * calling thread's current device as cudaGetDevice reports it and whether
+ * the thread has a current context (1, 0, -1 when the driver cannot say);
+ * cudaSetDevice. */
+int lcx_cuda_device_count(void);
+lcx_status lcx_cuda_thread_state(int *device, int *has_context);
+lcx_status lcx_cuda_set_device(int device);
+/* For tests: streams on the state's device (a caller stream for
+ * lcx_context_options.cuda_stream), a copy queued on one without waiting
+ * (kind 0 device to host, 1 host to device, 2 device to device), and a
+ * wait for one. */
+lcx_status lcx_cuda_stream_create(lcx_cuda_state *s, void **stream);
+void lcx_cuda_stream_destroy(lcx_cuda_state *s, void *stream);
+lcx_status lcx_cuda_stream_sync(lcx_cuda_state *s, void *stream);
+lcx_status lcx_cuda_copy_async(lcx_cuda_state *s, void *stream, void *dst, const void *src, size_t bytes,
+                               int kind);
+/* For tests: capture of the state's stream into a CUDA graph (global
+ * capture mode), ended into an instantiated graph, launched on the state's
+ * stream, destroyed. */
+lcx_status lcx_cuda_capture_begin(lcx_cuda_state *s);
+lcx_status lcx_cuda_capture_end(lcx_cuda_state *s, void **graph_exec);
+lcx_status lcx_cuda_graph_launch(lcx_cuda_state *s, void *graph_exec);
+void lcx_cuda_graph_destroy(lcx_cuda_state *s, void *graph_exec);
 
 /* Name of the CUDA kernel serving op `name`, or NULL. */
 const char *lcx_cuda_kernel_name(const char *name);

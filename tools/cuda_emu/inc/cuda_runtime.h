@@ -31,7 +31,19 @@
  *  - cp.async copies are deferred to cp.async.wait_group; ldmatrix and
  *    mma.sync m16n8k16 are emulated from the PTX fragment layouts;
  *  - EMU_ULP=1 perturbs expf/logf/tanhf/sincosf/log results by up to the
- *    CUDA documented maximum ulp error (random sign and size). */
+ *    CUDA documented maximum ulp error (random sign and size);
+ *  - EMU_NO_MEMPOOL=1 emulates a device without memory pools
+ *    (cudaDevAttrMemoryPoolsSupported 0, cudaMallocAsync/cudaFreeAsync fail);
+ *  - stream capture: between cudaStreamBeginCapture and EndCapture the work
+ *    queued on any stream is recorded into the graph instead of the queue
+ *    (one queue serves every stream), cudaGraphLaunch queues it again; a
+ *    host wait, cudaMalloc/cudaFree/cudaMallocHost or a copy from pageable
+ *    memory during capture aborts (it would invalidate a global-mode capture
+ *    or is not emulated);
+ *  - a per-thread current context (cuCtxGetCurrent / cuCtxSetCurrent
+ *    through cudaGetDriverEntryPointByVersion): a thread starts without one,
+ *    cudaSetDevice and any queued work bind the (single) device's primary
+ *    context, as the runtime does. */
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -255,6 +267,46 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cuda
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 
+/* memory pools, stream capture, driver entry points and contexts */
+#ifndef CUDART_VERSION
+#define CUDART_VERSION 12080
+#endif
+enum { cudaErrorIllegalState = 401, cudaErrorNotReady = 600, cudaErrorNotSupported = 801,
+       cudaErrorStreamCaptureUnsupported = 900, cudaErrorStreamCaptureInvalidated = 901 };
+constexpr cudaDeviceAttr cudaDevAttrMemoryPoolsSupported = (cudaDeviceAttr)115;
+inline int emu_no_mempool() { static int v = getenv("EMU_NO_MEMPOOL") && atoi(getenv("EMU_NO_MEMPOOL")); return v; }
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1,
+                               cudaStreamCaptureStatusInvalidated = 2 };
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1,
+                             cudaStreamCaptureModeRelaxed = 2 };
+struct emu_graph { std::vector<std::function<void()>> ops; };
+typedef emu_graph *cudaGraph_t;
+typedef emu_graph *cudaGraphExec_t;
+inline cudaStream_t &emu_capturing() { static cudaStream_t s = nullptr; return s; }
+inline std::vector<std::function<void()>> &emu_capture_ops() { static std::vector<std::function<void()>> v; return v; }
+inline void emu_no_capture(const char *what)
+{
+    if (emu_capturing()) { fprintf(stderr, "emu: %s during stream capture\n", what); abort(); }
+}
+enum cudaGetDriverEntryPointFlags { cudaEnableDefault = 0, cudaEnableLegacyStream = 1, cudaEnablePerThreadDefaultStream = 2 };
+enum cudaDriverEntryPointQueryResult { cudaDriverEntryPointSuccess = 0, cudaDriverEntryPointSymbolNotFound = 1,
+                                       cudaDriverEntryPointVersionNotSufficent = 2 };
+inline char emu_primary_ctx; /* the device's primary context */
+inline thread_local void *emu_ctx = nullptr;
+inline void emu_ctx_bind() { if (!emu_ctx) emu_ctx = &emu_primary_ctx; }
+inline int emu_cuCtxGetCurrent(void **c) { *c = emu_ctx; return 0; }
+inline int emu_cuCtxSetCurrent(void *c) { emu_ctx = c; return 0; }
+inline cudaError_t cudaGetDriverEntryPointByVersion(const char *sym, void **fn, unsigned ver, unsigned long long,
+                                                    cudaDriverEntryPointQueryResult *q = nullptr)
+{
+    void *f = !strcmp(sym, "cuCtxGetCurrent") ? (void *)&emu_cuCtxGetCurrent
+              : !strcmp(sym, "cuCtxSetCurrent") ? (void *)&emu_cuCtxSetCurrent : nullptr;
+    if (f && ver < 4000) f = nullptr;
+    *fn = f;
+    if (q) *q = f ? cudaDriverEntryPointSuccess : cudaDriverEntryPointSymbolNotFound;
+    return cudaSuccess;
+}
+
 struct emu_alloc { char *p; size_t n; };
 inline std::vector<emu_alloc> &emu_allocs() { static std::vector<emu_alloc> v; return v; }
 inline std::vector<emu_alloc> &emu_pinned() { static std::vector<emu_alloc> v; return v; }
@@ -283,9 +335,16 @@ inline int emu_is_pinned(const void *p, size_t n) { return emu_in(emu_pinned(), 
 inline std::deque<std::function<void()>> &emu_q() { static std::deque<std::function<void()>> q; return q; }
 inline unsigned long &emu_q_done() { static unsigned long n = 0; return n; }
 inline unsigned long &emu_q_total() { static unsigned long n = 0; return n; }
-inline void emu_enqueue(std::function<void()> f) { emu_q().push_back(std::move(f)); emu_q_total()++; }
+inline void emu_enqueue(std::function<void()> f)
+{
+    emu_ctx_bind();
+    if (emu_capturing()) { emu_capture_ops().push_back(std::move(f)); return; }
+    emu_q().push_back(std::move(f));
+    emu_q_total()++;
+}
 inline void emu_run_until(unsigned long upto)
 {
+    emu_no_capture("host wait");
     while (emu_q_done() < upto && !emu_q().empty()) {
         auto f = std::move(emu_q().front());
         emu_q().pop_front();
@@ -297,6 +356,8 @@ inline void emu_drain() { emu_run_until(~0ul); }
 
 inline cudaError_t cudaMalloc(void **p, size_t n)
 {
+    emu_no_capture("cudaMalloc");
+    emu_ctx_bind();
     const size_t m = emu_pg(n ? n : 1);
     void *q = mmap(NULL, m, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (q == MAP_FAILED) return cudaErrorMemoryAllocation;
@@ -319,9 +380,16 @@ inline cudaError_t cudaFree(void *p)
     if (p) emu_free_now(p);
     return cudaSuccess;
 }
-inline cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
+inline cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t)
+{
+    if (emu_no_mempool()) return cudaErrorNotSupported;
+    emu_no_capture("cudaMallocAsync (graph allocation nodes are not emulated)");
+    return cudaMalloc(p, n);
+}
 inline cudaError_t cudaFreeAsync(void *p, cudaStream_t)
 {
+    if (emu_no_mempool()) return cudaErrorNotSupported;
+    emu_no_capture("cudaFreeAsync (graph free nodes are not emulated)");
     if (!emu_is_dev(p, 1)) { fprintf(stderr, "emu: cudaFreeAsync of %p, not a device allocation\n", p); abort(); }
     emu_enqueue([p] { emu_free_now(p); });
     return cudaSuccess;
@@ -339,6 +407,7 @@ inline cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyK
 {
     emu_check_copy(d, s, n, k);
     if (k == cudaMemcpyHostToDevice && !emu_is_pinned(s, n)) { /* pageable: staged at the call */
+        emu_no_capture("copy from pageable memory");
         auto buf = std::make_shared<std::vector<char>>((const char *)s, (const char *)s + n);
         emu_enqueue([d, buf, n] { emu_open_scope o; memcpy(d, buf->data(), n); });
     } else if (k == cudaMemcpyDeviceToHost && !emu_is_pinned(d, n)) { /* pageable: synchronous */
@@ -367,6 +436,7 @@ inline cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t)
 inline cudaError_t cudaMemset(void *d, int v, size_t n) { emu_drain(); return cudaMemsetAsync(d, v, n, 0) || (emu_drain(), 0); }
 inline cudaError_t cudaMallocHost(void **p, size_t n)
 {
+    emu_no_capture("cudaMallocHost");
     const size_t m = emu_pg(n ? n : 1);
     void *q = mmap(NULL, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (q == MAP_FAILED) return cudaErrorMemoryAllocation;
@@ -387,11 +457,13 @@ inline cudaError_t cudaFreeHost(void *p)
 inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
 inline thread_local int emu_dev = 0;
 inline cudaError_t cudaGetDevice(int *d) { *d = emu_dev; return cudaSuccess; }
-inline cudaError_t cudaSetDevice(int d) { if (d != 0) return cudaErrorInvalidValue; emu_dev = d; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int d) { if (d != 0) return cudaErrorInvalidValue; emu_dev = d; emu_ctx = &emu_primary_ctx; return cudaSuccess; }
 inline int emu_optin() { static int v = getenv("EMU_OPTIN") ? atoi(getenv("EMU_OPTIN")) : 232448; return v; } /* H100 */
 inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev)
 {
-    if (a != cudaDevAttrMaxSharedMemoryPerBlockOptin || dev != 0) return cudaErrorInvalidValue;
+    if (dev != 0) return cudaErrorInvalidValue;
+    if (a == cudaDevAttrMemoryPoolsSupported) { *v = !emu_no_mempool(); return cudaSuccess; }
+    if (a != cudaDevAttrMaxSharedMemoryPerBlockOptin) return cudaErrorInvalidValue;
     *v = emu_optin();
     return cudaSuccess;
 }
@@ -412,7 +484,7 @@ template <class F> cudaError_t cudaFuncSetAttribute(F *f, cudaFuncAttribute attr
 }
 struct emu_stream { int x; };
 struct emu_event { unsigned long at; int recorded; };
-inline cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = new emu_stream(); return cudaSuccess; }
+inline cudaError_t cudaStreamCreate(cudaStream_t *s) { emu_ctx_bind(); *s = new emu_stream(); return cudaSuccess; }
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) { emu_drain(); delete s; return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { emu_drain(); return cudaSuccess; }
 inline cudaError_t cudaDeviceSynchronize() { emu_drain(); return cudaSuccess; }
@@ -428,8 +500,54 @@ inline cudaError_t cudaEventSynchronize(cudaEvent_t e) { if (e->recorded) emu_ru
 inline thread_local cudaError_t emu_last = cudaSuccess;
 inline cudaError_t cudaGetLastError() { cudaError_t e = emu_last; emu_last = cudaSuccess; return e; }
 inline cudaError_t cudaPeekAtLastError() { return emu_last; }
-inline const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
-inline const char *cudaGetErrorName(cudaError_t e) { return e ? "cudaErrorEmulated" : "cudaSuccess"; }
+inline const char *cudaGetErrorString(cudaError_t e)
+{
+    return e == cudaSuccess ? "no error" : e == cudaErrorMemoryAllocation ? "out of memory"
+         : e == cudaErrorNotSupported ? "operation not supported"
+         : e == cudaErrorStreamCaptureUnsupported ? "operation not permitted when stream is capturing"
+         : "emulated error";
+}
+inline const char *cudaGetErrorName(cudaError_t e)
+{
+    return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation"
+         : e == cudaErrorNotSupported ? "cudaErrorNotSupported"
+         : e == cudaErrorStreamCaptureUnsupported ? "cudaErrorStreamCaptureUnsupported"
+         : "cudaErrorEmulated";
+}
+
+/* ---- stream capture and graphs ---- */
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode)
+{
+    if (emu_capturing()) return cudaErrorIllegalState;
+    emu_capturing() = s;
+    emu_capture_ops().clear();
+    return cudaSuccess;
+}
+inline cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st)
+{
+    *st = s && s == emu_capturing() ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+inline cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
+{
+    if (!s || s != emu_capturing()) return cudaErrorIllegalState;
+    *g = new emu_graph{std::move(emu_capture_ops())};
+    emu_capture_ops().clear();
+    emu_capturing() = nullptr;
+    return cudaSuccess;
+}
+inline cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *x, cudaGraph_t g, unsigned long long)
+{
+    *x = new emu_graph(*g);
+    return cudaSuccess;
+}
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t x, cudaStream_t)
+{
+    for (auto &f : x->ops) emu_enqueue(f);
+    return cudaSuccess;
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x) { delete x; return cudaSuccess; } /* launches queued copies */
 
 /* ---- execution ---- */
 struct emu_warp {
