@@ -133,10 +133,11 @@ extern "C" void lcx_cuda_close(lcx_cuda_state *s)
                 cudaFree(s->kept[i]);
         }
         cudaFree(s->check);
-        if (s->staging) {
-            cudaEventDestroy(s->staged);
-            cudaFreeHost(s->staging);
-        }
+        for (int i = 0; i < LCX_CUDA_STAGING_SLOTS; i++)
+            if (s->stg[i].p) {
+                cudaEventDestroy(s->stg[i].ev);
+                cudaFreeHost(s->stg[i].p);
+            }
         if (s->owns_stream)
             cudaStreamDestroy(s->stream);
     }
@@ -250,37 +251,43 @@ lcx_status lcx_cuda_staging(lcx_cuda_state *s, size_t bytes, void **out)
                         "cuda: the call uploads host arrays through the context's pinned staging buffer, which "
                         "cannot be done while its stream is being captured into a graph (the graph would read the "
                         "buffer when it runs, after later calls have refilled it)");
-    if (!s->staging) {
-        LCX_CUDA_TRY(cudaEventCreateWithFlags(&s->staged, cudaEventDisableTiming));
-    } else {
-        LCX_CUDA_TRY(cudaEventSynchronize(s->staged)); /* the previous upload has been read */
-        if (bytes <= s->staging_bytes) {
-            *out = s->staging;
-            return LCX_OK;
+    const int k = s->stg_next;
+    if (s->stg[k].p) {
+        if (s->stg[k].used) /* the upload made from this slot a ring ago has been read */
+            LCX_CUDA_TRY(cudaEventSynchronize(s->stg[k].ev));
+        s->stg[k].used = 0;
+        if (bytes > s->stg[k].bytes) {
+            cudaEventDestroy(s->stg[k].ev);
+            cudaFreeHost(s->stg[k].p);
+            s->stg[k].p = NULL;
+            s->stg[k].bytes = 0;
         }
-        cudaFreeHost(s->staging);
-        s->staging = NULL;
-        s->staging_bytes = 0;
     }
-    size_t sz = bytes < ((size_t)1 << 14) ? (size_t)1 << 14 : bytes + (bytes >> 2);
-    sz = sz < bytes ? bytes : sz;
-    void *p = NULL;
-    const cudaError_t e = cudaMallocHost(&p, sz);
-    if (e != cudaSuccess) {
-        /* no buffer: the event goes with it, as lcx_cuda_close expects */
-        cudaEventDestroy(s->staged);
-        return lcx_cuda_status(e, "cudaMallocHost");
+    if (!s->stg[k].p) {
+        size_t sz = bytes < ((size_t)1 << 14) ? (size_t)1 << 14 : bytes + (bytes >> 2);
+        sz = sz < bytes ? bytes : sz;
+        void *p = NULL;
+        LCX_CUDA_TRY(cudaMallocHost(&p, sz));
+        const cudaError_t e = cudaEventCreateWithFlags(&s->stg[k].ev, cudaEventDisableTiming);
+        if (e != cudaSuccess) {
+            cudaFreeHost(p); /* a slot holds a buffer and its event, or neither */
+            return lcx_cuda_status(e, "cudaEventCreateWithFlags");
+        }
+        s->stg[k].p = p;
+        s->stg[k].bytes = sz;
     }
-    s->staging = p;
-    s->staging_bytes = sz;
-    *out = p;
+    s->stg_cur = k;
+    s->stg_next = (k + 1) % LCX_CUDA_STAGING_SLOTS;
+    *out = s->stg[k].p;
     return LCX_OK;
 }
 
 lcx_status lcx_cuda_upload(lcx_cuda_state *s, void *dev, size_t bytes)
 {
-    LCX_CUDA_TRY(cudaMemcpyAsync(dev, s->staging, bytes, cudaMemcpyHostToDevice, s->stream));
-    LCX_CUDA_TRY(cudaEventRecord(s->staged, s->stream));
+    const int k = s->stg_cur;
+    LCX_CUDA_TRY(cudaMemcpyAsync(dev, s->stg[k].p, bytes, cudaMemcpyHostToDevice, s->stream));
+    LCX_CUDA_TRY(cudaEventRecord(s->stg[k].ev, s->stream));
+    s->stg[k].used = 1;
     return LCX_OK;
 }
 

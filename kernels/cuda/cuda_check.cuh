@@ -11,6 +11,9 @@
  * state's persistent device block. */
 #define LCX_CUDA_TABLE_BYTES (4 * 512 * 8)
 
+/* pinned upload buffers in the staging ring */
+#define LCX_CUDA_STAGING_SLOTS 4
+
 struct lcx_cuda_state {
     int device;
     cudaStream_t stream;
@@ -20,11 +23,18 @@ struct lcx_cuda_state {
      * cudaMalloc / cudaFree */
     int mempool;
     /* pinned staging for small host-to-device uploads (cudaMemcpyAsync from
-     * pageable memory may read it after the call returns on some systems);
-     * `staged` is recorded after each upload and waited on before reuse */
-    void *staging;
-    size_t staging_bytes;
-    cudaEvent_t staged;
+     * pageable memory may read it after the call returns on some systems):
+     * a ring of LCX_CUDA_STAGING_SLOTS buffers, each with an event recorded
+     * after its upload and waited on before the slot is refilled, so the
+     * host may run that many uploading calls ahead of the device */
+    struct {
+        void *p;
+        size_t bytes;
+        cudaEvent_t ev; /* created with the buffer */
+        int used;       /* ev has been recorded */
+    } stg[LCX_CUDA_STAGING_SLOTS];
+    int stg_cur;        /* the slot lcx_cuda_staging handed out */
+    int stg_next;       /* the slot the next lcx_cuda_staging takes */
     /* device scratch (stream-ordered allocation on `stream` when the device
      * has memory pools), grown on demand and kept: per-call temporaries of
      * the ops (LoRA's u = s x A^T, uploaded index lists) */
@@ -128,15 +138,15 @@ __device__ __forceinline__ bool lcx_guard_tripped(const unsigned long long *guar
  * capture sizes it. */
 lcx_status lcx_cuda_scratch(lcx_cuda_state *s, size_t bytes, void **out);
 
-/* The pinned staging buffer, at least `bytes` (at least 16 KiB), once the
- * previous upload from it has been read; fill it, then queue the copy with
- * lcx_cuda_upload. Refused (LCX_E_UNSUPPORTED) while the stream is being
+/* The next pinned staging buffer of the ring, at least `bytes` (at least
+ * 16 KiB), once the upload made from it LCX_CUDA_STAGING_SLOTS uploads ago
+ * has been read; fill it, then queue the copy with lcx_cuda_upload. Refused (LCX_E_UNSUPPORTED) while the stream is being
  * captured: a captured copy would read the buffer when the graph runs, long
  * after later calls have refilled it. */
 lcx_status lcx_cuda_staging(lcx_cuda_state *s, size_t bytes, void **out);
 
-/* Queue the copy of the first `bytes` of the staging buffer to `dev` on the
- * state's stream and record `staged` after it. */
+/* Queue the copy of the first `bytes` of the staging buffer last handed out
+ * to `dev` on the state's stream and record its slot's event after it. */
 lcx_status lcx_cuda_upload(lcx_cuda_state *s, void *dev, size_t bytes);
 
 #define LCX_CUDA_TRY(call)                                                    \
