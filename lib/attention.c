@@ -716,7 +716,7 @@ static lcx_status lcx_attn_common(lcx_context *ctx, const char *op, const lcx_at
         return lcx_fail(LCX_E_INVALID, "%s: scale %g must be a finite float >= 0 (0 = 1/sqrt(d))", op, p->scale);
     if (!isfinite(p->softcap) || p->softcap < 0 || (p->softcap > 0 && (p->softcap < FLT_MIN || p->softcap > FLT_MAX)))
         return lcx_fail(LCX_E_INVALID, "%s: softcap %g must be 0 or a normal positive float", op, p->softcap);
-    if ((st = lcx_check_dev_aligned(ctx, op, "lse", lse, sizeof *lse)) != LCX_OK)
+    if ((st = lcx_check_ptr_aligned(op, "lse", lse, sizeof *lse)) != LCX_OK)
         return st;
     if (lse) {
         const uintptr_t l0 = (uintptr_t)lse, l1 = l0 + (uintptr_t)(B * H * Sq) * sizeof(float);
@@ -930,9 +930,9 @@ lcx_status lcx_attention_merge(lcx_context *ctx, const lcx_tensor *out_a, const 
         return st;
     if (!lse_a || !lse_b)
         return lcx_fail(LCX_E_INVALID, "%s: %s is NULL", op, !lse_a ? "lse_a" : "lse_b");
-    if ((st = lcx_check_dev_aligned(ctx, op, "lse_a", lse_a, sizeof *lse_a)) != LCX_OK ||
-        (st = lcx_check_dev_aligned(ctx, op, "lse_b", lse_b, sizeof *lse_b)) != LCX_OK ||
-        (st = lcx_check_dev_aligned(ctx, op, "lse", lse, sizeof *lse)) != LCX_OK)
+    if ((st = lcx_check_ptr_aligned(op, "lse_a", lse_a, sizeof *lse_a)) != LCX_OK ||
+        (st = lcx_check_ptr_aligned(op, "lse_b", lse_b, sizeof *lse_b)) != LCX_OK ||
+        (st = lcx_check_ptr_aligned(op, "lse", lse, sizeof *lse)) != LCX_OK)
         return st;
     if (out_a->shape[3] > LCX_ATTN_MAX_D)
         return lcx_fail(LCX_E_INVALID, "%s: dim %" PRId64 " > %d", op, out_a->shape[3], LCX_ATTN_MAX_D);

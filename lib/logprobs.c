@@ -109,8 +109,8 @@ static lcx_status lcx_lp_run(lcx_context *ctx, const char *op, const lcx_tensor 
     }
     if (!targets || !out)
         return lcx_fail(LCX_E_INVALID, "%s: %s is NULL", op, !targets ? "targets" : "out");
-    if ((st = lcx_check_dev_aligned(ctx, op, "targets", targets, sizeof *targets)) != LCX_OK ||
-        (st = lcx_check_dev_aligned(ctx, op, "out", out, sizeof *out)) != LCX_OK)
+    if ((st = lcx_check_ptr_aligned(op, "targets", targets, sizeof *targets)) != LCX_OK ||
+        (st = lcx_check_ptr_aligned(op, "out", out, sizeof *out)) != LCX_OK)
         return st;
     {
         uintptr_t t0, t1;

@@ -433,9 +433,9 @@ lcx_status lcx_pose_sample_batch(lcx_context *ctx, uint64_t seed, uint64_t strea
     if (lcx_spans_meet(index_out, ob, pos_out, ob) || lcx_spans_meet(index_out, ob, n_out, nb) ||
         lcx_spans_meet(pos_out, ob, n_out, nb))
         return lcx_fail(LCX_E_INVALID, "%s: index_out, pos_out and n_out overlap", op);
-    if ((st = lcx_check_dev_aligned(ctx, op, "index_out", index_out, sizeof *index_out)) != LCX_OK ||
-        (st = lcx_check_dev_aligned(ctx, op, "pos_out", pos_out, sizeof *pos_out)) != LCX_OK ||
-        (st = lcx_check_dev_aligned(ctx, op, "n_out", n_out, sizeof *n_out)) != LCX_OK)
+    if ((st = lcx_check_ptr_aligned(op, "index_out", index_out, sizeof *index_out)) != LCX_OK ||
+        (st = lcx_check_ptr_aligned(op, "pos_out", pos_out, sizeof *pos_out)) != LCX_OK ||
+        (st = lcx_check_ptr_aligned(op, "n_out", n_out, sizeof *n_out)) != LCX_OK)
         return st;
 #if defined(LCX_HAVE_CUDA)
     if (ctx->device == LCX_DEVICE_CUDA)
@@ -478,7 +478,7 @@ lcx_status lcx_randpos_sample_batch(lcx_context *ctx, uint64_t seed, uint64_t st
     if (cells == 0)
         return LCX_OK;
     NUL(pos_out, "pos_out");
-    if ((st = lcx_check_dev_aligned(ctx, op, "pos_out", pos_out, sizeof *pos_out)) != LCX_OK)
+    if ((st = lcx_check_ptr_aligned(op, "pos_out", pos_out, sizeof *pos_out)) != LCX_OK)
         return st;
 #if defined(LCX_HAVE_CUDA)
     if (ctx->device == LCX_DEVICE_CUDA)

@@ -643,7 +643,7 @@ static lcx_status lcx_rope_prepare(lcx_context *ctx, const char *op, const lcx_r
         return lcx_fail(LCX_E_OVERFLOW, "%s: batch x seq overflows", op);
     if (!positions && j->seq - 1 > LCX_ROPE_MAX_POS)
         return lcx_fail(LCX_E_INVALID, "%s: seq %" PRId64 " exceeds the position range [0, 2^31-1]", op, j->seq);
-    if ((st = lcx_check_dev_aligned(ctx, op, "positions", positions, sizeof *positions)) != LCX_OK)
+    if ((st = lcx_check_ptr_aligned(op, "positions", positions, sizeof *positions)) != LCX_OK)
         return st;
     /* CUDA: positions live in device memory and are checked there (before
      * anything is written) by lcx_cuda_rope */

@@ -261,6 +261,12 @@ static void test_logprobs_bad_input(void **state)
     BAD(lcx_token_logprobs(ctx, &t, tg, NULL), "out");
     BAD(lcx_token_logprobs(ctx, &t1, tg, out), "dims");
     BAD(lcx_token_logprobs(ctx, &t, tbad, out), "targets[1] = 8");
+    {
+        int64_t tgm[5] = {0, 1, 2, 3, 0};
+        float outm[5];
+        BAD(lcx_token_logprobs(ctx, &t, (const int64_t *)(const void *)((const char *)tgm + 4), out), "not aligned");
+        BAD(lcx_token_logprobs(ctx, &t, tg, (float *)(void *)((char *)outm + 2)), "not aligned");
+    }
     BAD(lcx_token_impact(ctx, &t, &t3, tg, out), "shape");
     BAD(lcx_token_impact(ctx, &t, NULL, tg, out), "ext_logits");
     BAD(lcx_impact_topk(out, tg, 4, 3, 0, 2, top, NULL, &nf), "token_ids[3]");

@@ -852,7 +852,8 @@ static void test_bad_apply(void **state)
         lcx_tensor tq, tk;
         lcx_tensor_init(&tq, q, LCX_F32, 4, sq);
         lcx_tensor_init(&tk, k, LCX_F32, 4, sk);
-        int64_t pos[4] = {0, 1, 2, 3};
+        int64_t pos[5] = {0, 1, 2, 3, 0};
+        const int64_t *pp = pos;
         lcx_context *cx = ctx;
         const lcx_rope *r = rope;
         const lcx_tensor *pq = &tq, *pk = &tk;
@@ -871,9 +872,10 @@ static void test_bad_apply(void **state)
         case 9: tq.stride[3] = 2; msg = "innermost"; break;
         case 10: tq.dtype = (lcx_dtype)5; msg = "dtype"; break;
         case 11: tq.stride[2] = 0; msg = "overlap"; break;
+        case 12: pp = (const int64_t *)(const void *)((const char *)pos + 4); msg = "not aligned"; break;
         default: goto done;
         }
-        const lcx_status st = lcx_rope_apply(cx, r, pq, pk, pos);
+        const lcx_status st = lcx_rope_apply(cx, r, pq, pk, pp);
         if (st != LCX_E_INVALID || !strstr(lcx_last_error(), msg))
             lcx_fail_msg("bad apply %d: %s '%s' (want '%s')", cse, lcx_status_string(st), lcx_last_error(), msg);
         lcx_expect_bytes_equal(q, q0, sizeof q, "q after refused call");

@@ -102,8 +102,10 @@ typedef struct lcx_tensor {
 LCX_API lcx_status lcx_tensor_init(lcx_tensor *t, void *data, lcx_dtype dtype,
                                    int32_t ndim, const int64_t *shape);
 
-/** The validation every op applies to its tensor arguments: non-NULL data,
- *  known dtype, 1 <= ndim <= LCX_MAX_DIMS, shapes >= 0, strides >= 0 with the
+/** The validation every op applies to its tensor arguments: non-NULL data
+ *  aligned to its element size (as every plain array argument of an op
+ *  must be too: positions, targets, lse, sampler outputs), known dtype,
+ *  1 <= ndim <= LCX_MAX_DIMS, shapes >= 0, strides >= 0 with the
  *  innermost stride 1, and no size overflow (LCX_E_OVERFLOW). With
  *  `writable` non-zero it also refuses layouts in which two elements share
  *  memory (e.g. a zero stride on a dimension longer than 1). `name` is used

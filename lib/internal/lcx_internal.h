@@ -101,14 +101,13 @@ lcx_status lcx_parallel(lcx_context *ctx, int64_t n, lcx_task_fn fn, void *arg);
 lcx_status lcx_scratch(lcx_context *ctx, size_t bytes, void **out);
 /* Common first check of every op: ctx non-NULL. */
 lcx_status lcx_check_ctx(const lcx_context *ctx, const char *op);
-/* A plain array argument (positions, targets, lse, sampler outputs) of a
- * CUDA context must be aligned to its `size`-byte elements: a misaligned
- * load or store faults on the GPU, while the CPU would accept it (tensors
- * get this check on every device from lcx_tensor_validate). NULL passes. */
-static inline lcx_status lcx_check_dev_aligned(const lcx_context *ctx, const char *op, const char *name,
-                                               const void *p, size_t size)
+/* A plain array argument (positions, targets, lse, sampler outputs) must be
+ * aligned to its `size`-byte elements on every device, as tensors are
+ * (lcx_tensor_validate): a misaligned load faults on the GPU and is
+ * undefined behaviour in C on the CPU. NULL passes. */
+static inline lcx_status lcx_check_ptr_aligned(const char *op, const char *name, const void *p, size_t size)
 {
-    if (ctx->device != LCX_DEVICE_CUDA || (uintptr_t)p % size == 0)
+    if ((uintptr_t)p % size == 0)
         return LCX_OK;
     return lcx_fail(LCX_E_INVALID, "%s: %s %p is not aligned to its %zu-byte elements", op, name, p, size);
 }
