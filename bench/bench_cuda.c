@@ -44,6 +44,18 @@ static int cmp_double(const void *a, const void *b)
 static cudaStream_t g_stream;
 static cudaEvent_t g_e0, g_e1;
 
+/* seconds of one call, by CUDA events on the bench stream */
+static double time_once(dev_fn fn, void *arg)
+{
+    CK(cudaEventRecord(g_e0, g_stream));
+    fn(arg);
+    CK(cudaEventRecord(g_e1, g_stream));
+    CK(cudaEventSynchronize(g_e1));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, g_e0, g_e1));
+    return 1e-3 * (double)ms;
+}
+
 static dstats time_dev(dev_fn fn, void *arg, int reps)
 {
     double t[64];
@@ -51,15 +63,8 @@ static dstats time_dev(dev_fn fn, void *arg, int reps)
         reps = 64;
     fn(arg);
     fn(arg);
-    for (int r = 0; r < reps; r++) {
-        CK(cudaEventRecord(g_e0, g_stream));
-        fn(arg);
-        CK(cudaEventRecord(g_e1, g_stream));
-        CK(cudaEventSynchronize(g_e1));
-        float ms = 0;
-        CK(cudaEventElapsedTime(&ms, g_e0, g_e1));
-        t[r] = 1e-3 * (double)ms;
-    }
+    for (int r = 0; r < reps; r++)
+        t[r] = time_once(fn, arg);
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
     return (dstats){t[reps / 2], t[0], t[reps - 1]};
 }
@@ -466,16 +471,9 @@ static void attn_dev_free(attn_dev *j)
  * with an untuned kernel), the usual repetitions otherwise */
 static dstats time_dev_adaptive(dev_fn fn, void *arg, int reps)
 {
-    CK(cudaEventRecord(g_e0, g_stream));
-    fn(arg);
-    CK(cudaEventRecord(g_e1, g_stream));
-    CK(cudaEventSynchronize(g_e1));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, g_e0, g_e1));
-    if (ms >= 1000.0f) {
-        const double t = 1e-3 * (double)ms;
+    const double t = time_once(fn, arg);
+    if (t >= 1.0)
         return (dstats){t, t, t};
-    }
     return time_dev(fn, arg, reps);
 }
 
