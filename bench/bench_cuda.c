@@ -343,16 +343,25 @@ static void lora_cublas_run(void *arg)
 }
 #endif
 
+/* bytes a call must move at least: x, W, y (and A, B with the delta) */
+static double lora_bytes(const lora_dev *j, lcx_dtype dt, int with_delta)
+{
+    const double T = (double)j->T, in = (double)j->in, out = (double)j->out, r = (double)j->r;
+    return (double)lcx_dtype_size(dt) * (T * in + out * in + T * out + (with_delta ? r * (in + out) : 0));
+}
+
 static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
 {
-    static const int64_t def_tokens[3] = {1, 512, 4096};
+    static const int64_t def_tokens[4] = {1, 8, 512, 4096};
     const int64_t *tokens = o->n_tokens ? o->tokens : def_tokens;
-    const int n_tokens = o->n_tokens ? o->n_tokens : 3;
+    const int n_tokens = o->n_tokens ? o->n_tokens : 4;
     const int64_t in = o->quick ? 1024 : 4096, out = in;
     const int r = o->n_ranks ? o->ranks[0] : 16;
     printf("\n== lora: y = x W^T + s (x A^T) B^T, in %lld, out %lld, rank %d; TFLOP/s of the base GEMM "
-           "(2 T in out) ==\n%-6s %-6s %-26s %10s %10s %9s\n",
-           (long long)in, (long long)out, r, "tokens", "dtype", "impl", "ms", "TFLOP/s", "/ cuBLAS");
+           "(2 T in out); GB/s of the bytes a call must move at least (x, W, [A, B,] y) and %% of the copy "
+           "ceiling (what bounds few tokens) ==\n%-6s %-6s %-26s %10s %10s %9s %7s %9s\n",
+           (long long)in, (long long)out, r, "tokens", "dtype", "impl", "ms", "TFLOP/s", "GB/s", "% copy",
+           "/ cuBLAS");
 #if defined(LCX_BENCH_CUBLAS)
     cublasHandle_t h;
     cublas_check(cublasCreate(&h), "cublasCreate");
@@ -387,8 +396,9 @@ static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
                 const dstats s = time_dev(lora_cublas_run, &j, o->reps);
                 if (!d)
                     base_cublas = s.med;
-                printf("%-6lld %-6s %-26s %10.3f %10.2f %8.2fx\n", (long long)T, lcx_dtype_name(dtype),
+                printf("%-6lld %-6s %-26s %10.3f %10.2f %9.1f %6.1f%% %8.2fx\n", (long long)T, lcx_dtype_name(dtype),
                        d ? "cuBLAS base + 2 GEMM delta" : "cuBLAS GEMM (base)", 1e3 * s.med, flops / s.med * 1e-12,
+                       lora_bytes(&j, dtype, d) / s.med * 1e-9, 100.0 * lora_bytes(&j, dtype, d) / s.med * 1e-9 / g_copy,
                        s.med / base_cublas);
             }
 #endif
@@ -404,13 +414,13 @@ static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
                     continue;
                 }
                 const dstats s = time_dev(lora_dev_run, &j, o->reps);
+                printf("%-6lld %-6s %-26s %10.3f %10.2f %9.1f %6.1f%% ", (long long)T, lcx_dtype_name(dtype),
+                       d ? "longctx fused" : "longctx base", 1e3 * s.med, flops / s.med * 1e-12,
+                       lora_bytes(&j, dtype, d) / s.med * 1e-9, 100.0 * lora_bytes(&j, dtype, d) / s.med * 1e-9 / g_copy);
                 if (base_cublas > 0)
-                    printf("%-6lld %-6s %-26s %10.3f %10.2f %8.2fx\n", (long long)T, lcx_dtype_name(dtype),
-                           d ? "longctx fused" : "longctx base", 1e3 * s.med, flops / s.med * 1e-12,
-                           s.med / base_cublas);
+                    printf("%8.2fx\n", s.med / base_cublas);
                 else
-                    printf("%-6lld %-6s %-26s %10.3f %10.2f %9s\n", (long long)T, lcx_dtype_name(dtype),
-                           d ? "longctx fused" : "longctx base", 1e3 * s.med, flops / s.med * 1e-12, "-");
+                    printf("%9s\n", "-");
             }
 #if defined(LCX_BENCH_CUBLAS)
             CK(cudaFree(j.u));

@@ -1025,11 +1025,13 @@ typedef struct att_case {
     const int64_t *cuq, *cuk;
     int32_t nseq;
     int64_t plant_key; /* >= 0: V of this key (batch 0, kv head 0) gets inf in column 1 and NaN in 2 */
+    int64_t plant_q;   /* >= 0: q of this row (batch 0, head 0) gets NaN in column 0 */
+    int64_t plant_k;   /* >= 0: k of this key (batch 0, kv head 0) gets NaN in column 3 */
 } att_case;
 
 static att_case att_base(void)
 {
-    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0, -1};
+    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0, -1, -1, -1};
     return c;
 }
 
@@ -1074,7 +1076,7 @@ static void att_check(const att_case *c, const att_t *Q, const att_t *K, const a
                                      (long long)b, (long long)(q0 + i), (long long)h, (long long)d, got, ref[d]);
                 }
                 const float gl = lse[(b * c->H + h) * c->Sq + q0 + i];
-                if (isinf(rl) ? gl != (float)rl : !(fabs(gl - rl) <= 2e-4 * (1 + fabs(rl))))
+                if (isnan(rl) ? !isnan(gl) : isinf(rl) ? gl != (float)rl : !(fabs(gl - rl) <= 2e-4 * (1 + fabs(rl))))
                     lcx_fail_msg("%s (%s): lse b %lld q %lld h %lld: %.7g, want %.7g", what, who, (long long)b,
                                  (long long)(q0 + i), (long long)h, (double)gl, rl);
             }
@@ -1096,6 +1098,16 @@ static void att_run(const att_case *c, lcx_rng *rng, const char *what)
         V.x[c->plant_key * c->Hkv * c->Dv + 1] = INFINITY;
         V.x[c->plant_key * c->Hkv * c->Dv + 2] = NAN;
         to_dev(V.d, V.h, V.bytes);
+    }
+    if (c->plant_q >= 0) {
+        lcx_store_elem(Q.h, (int32_t)c->dq, (size_t)(c->plant_q * Q.t.stride[1]), NAN);
+        Q.x[c->plant_q * c->H * c->D] = NAN;
+        to_dev(Q.d, Q.h, Q.bytes);
+    }
+    if (c->plant_k >= 0) {
+        lcx_store_elem(K.h, (int32_t)c->dk, (size_t)(c->plant_k * K.t.stride[1]) + 3, NAN);
+        K.x[c->plant_k * c->Hkv * c->D + 3] = NAN;
+        to_dev(K.d, K.h, K.bytes);
     }
     lcx_attention_params p;
     lcx_attention_params_default(&p);
@@ -1657,6 +1669,33 @@ static void test_cuda_attention_tensor_cores(void **state)
         c.plant_key = pl[x].key;
         att_run(&c, &rng, "cuda attention tensor cores: inf/NaN in V");
     }
+    /* NaN in a query row (every score of the row NaN: the row, and only it,
+     * is NaN) and in a key some rows see (under causal masking and in a
+     * window band): on the tensor-core kernel (bf16, f16) and the SIMT one
+     * (f32, a split decode) */
+    const struct {
+        int64_t Sq, Sk, D, q, k;
+        lcx_dtype dt;
+        int window;
+    } pn[5] = {{100, 100, 64, 37, -1, LCX_BF16, -1},
+               {100, 100, 128, -1, 60, LCX_F16, -1},
+               {130, 130, 96, 129, 5, LCX_BF16, 20},
+               {70, 70, 64, 3, 50, LCX_F32, -1},
+               {1, 1000, 128, 0, -1, LCX_BF16, -1}};
+    for (int x = 0; x < 5; x++) {
+        att_case c = att_base();
+        c.dq = c.dk = c.dv = c.dout = pn[x].dt;
+        c.Sq = pn[x].Sq;
+        c.Sk = pn[x].Sk;
+        c.D = c.Dv = pn[x].D;
+        c.H = 4;
+        c.Hkv = 2;
+        c.causal = 1;
+        c.window = pn[x].window;
+        c.plant_q = pn[x].q;
+        c.plant_k = pn[x].k;
+        att_run(&c, &rng, "cuda attention: NaN in q or k");
+    }
 }
 
 /* LongLoRA's golden S2-Attn outputs (and full causal outputs) on the GPU:
@@ -2158,6 +2197,17 @@ static void test_cuda_lora_linear_vs_scalar(void **state)
         {7, 2100, 33, 64, 0, LL_PAD, LL_DENSE, 0},
         {64, 1100, 70, 20, 3, LL_DENSE, LL_PAD8, 1},
         {300, 1030, 40, 16, 4, LL_PAD8, LL_DENSE, 0},
+        /* at most 8 tokens with 16-byte W rows: the GEMV kernel (1, 2, 4
+         * and 8 token instances; x by 16 bytes or element by element,
+         * transposed x; reductions with and without a tail, shorter than
+         * one pass of the block, longer than several) */
+        {1, 1000, 70, 16, 1, LL_DENSE, LL_DENSE, 0},
+        {8, 777, 33, 8, 2, LL_PAD8, LL_PAD8, 1},
+        {3, 300, 9, 64, 1, LL_OFF, LL_PAD8, 0},
+        {6, 129, 257, 16, 2, LL_TRANS, LL_PAD8, 1},
+        {2, 16, 1000, 8, 1, LL_PAD, LL_PAD8, 1},
+        {5, 4100, 20, 1, 4, LL_DENSE, LL_PAD8, 0},
+        {4, 2056, 11, 33, 2, LL_PAD8, LL_DENSE, 1},
     };
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++, iter++) {
         lora_lcase c;

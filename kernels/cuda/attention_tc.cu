@@ -25,10 +25,14 @@
  *    narrow exponent range, so for f16 P is scaled by 2^14 first (weights
  *    down to ~1e-12 stay normal) and O by 2^-14 at the end, exactly;
  *  - a weight of 0 must contribute nothing even where V holds inf or NaN
- *    (a key invisible to this row but visible to another): V fragments
- *    are checked for non-finite values (integer tests on registers already
- *    loaded, one vote per 16 keys x 16 columns) and such a piece is done
- *    with f32 FMAs that skip zero weights instead.
+ *    (a key invisible to this row but visible to another): every thread
+ *    checks the V values it staged (integer tests) and one __syncthreads_or
+ *    per tile tells the block; only in such tiles are the V fragments tested
+ *    (one vote per 16 keys x 16 columns), and a piece holding inf or NaN is
+ *    done with f32 FMAs that skip zero weights instead.
+ * Scores and running maxima are kept in base 2 (the scale carries log2 e),
+ * so a weight is one ex2.approx (2 ulp) after one subtraction; a NaN score
+ * reaches the row maximum through max.NaN.
  * Decode-sized items (at most 16 rows) split each tile's keys over the four
  * warps instead (16 keys each, all on the same rows), and the warps'
  * partial results are merged in warp order at the end of the item, so four
@@ -97,6 +101,40 @@ __device__ __forceinline__ void tc_stage(uint16_t *dst, const uint16_t *src, con
     }
 }
 
+#if LCX_CUDA_SM80
+/* some 16-bit value this thread staged with tc_stage (rows < n; the rest
+ * are zeros) is inf or NaN. Read back after the thread's own cp.async
+ * wait, which makes its copies visible to it; the block's OR then comes
+ * from one __syncthreads_or */
+template <int D, int LD, int NT, int BF16>
+__device__ __forceinline__ bool tc_own_nonfinite(const uint16_t *dst, int n, int vec)
+{
+    const uint32_t e = BF16 ? 0x7f807f80u : 0x7c007c00u;
+    uint32_t bad = 0;
+    auto test = [&](uint32_t w) {
+        const uint32_t u = ~w & e; /* a half is inf/NaN when its exponent bits are all set */
+        bad |= (uint32_t)((u & 0xffffu) == 0) | (uint32_t)((u >> 16) == 0);
+    };
+    if (vec) {
+        constexpr int CH = D / 8;
+        for (int idx = threadIdx.x; idx < n * CH; idx += NT) {
+            const int j = idx / CH, c = idx % CH;
+            const uint4 w = *reinterpret_cast<const uint4 *>(dst + j * LD + c * 8);
+            test(w.x);
+            test(w.y);
+            test(w.z);
+            test(w.w);
+        }
+    } else {
+        for (int idx = threadIdx.x; idx < n * D; idx += NT) {
+            const int j = idx / D, c = idx % D;
+            test((uint32_t)dst[j * LD + c]);
+        }
+    }
+    return bad != 0;
+}
+#endif
+
 template <int D, int BF16, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args a)
 {
@@ -107,6 +145,13 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
     constexpr int VN = D / 8;  /* 8-column tiles of O */
     /* f16: P is scaled by 2^14 before the split, O by 2^-14 at the end */
     constexpr float PS = BF16 ? 1.0f : 16384.0f, PS_INV = BF16 ? 1.0f : 1.0f / 16384.0f;
+    /* scores are kept in base 2 (x log2(e)): one ex2 per weight; m too,
+     * back to natural logs (x ln 2) for lse and the split-KV partials */
+    constexpr double LOG2E = 1.4426950408889634;
+    constexpr float LN2 = 0.6931471805599453f;
+    const bool capped = a.softcap > 0;
+    const float xs = capped ? a.scale / a.softcap : (float)(a.scale * LOG2E);
+    const float xc = capped ? (float)(a.softcap * LOG2E) : 1.0f;
     extern __shared__ uint4 lcx_tc_smem[];
     uint16_t *const sm = reinterpret_cast<uint16_t *>(lcx_tc_smem); /* [stage][K, V][BK][LD] */
     uint16_t *const Qs = sm + 2 * BK * LD;                           /* stage 1 (K, V: up to 128 rows) */
@@ -207,11 +252,13 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
             } else {
                 lcx_cp_async_wait<0>();
             }
-            __syncthreads();
             int64_t kb;
             int nk;
             tile(ti, kb, nk);
             const uint16_t *const Ks = sm + (ti & 1) * 2 * BK * LD, *const Vs = Ks + BK * LD;
+            /* the tile is complete for the block; whether V holds inf/NaN */
+            const bool vmine = tc_own_nonfinite<D, LD, NTH, BF16>(Vs, nk, a.vec);
+            const bool vbad = __syncthreads_or(vmine) != 0;
             if (kb <= whi && kb + nk - 1 >= wlo) { /* some row of this warp sees a key of the tile */
                 float s[NT][4];
 #pragma unroll
@@ -240,16 +287,15 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     float mx = -INFINITY;
-                    bool any_nan = false;
 #pragma unroll
                     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
                             const int jj = nt * 8 + 2 * tq + e;
                             const int64_t j = kb + jj;
-                            float x = s[nt][2 * hr + e] * a.scale;
-                            if (a.softcap > 0)
-                                x = a.softcap * tanhf(x / a.softcap);
+                            float x = s[nt][2 * hr + e] * xs;
+                            if (capped)
+                                x = xc * tanhf(x);
                             bool vis = full && (!ks || nt / 2 == warp);
                             if (!full && (!ks || nt / 2 == warp)) {
                                 vis = nv[hr] >= 1 && jj < nk && j >= lo[hr][0] && j <= hi[hr][0];
@@ -257,21 +303,18 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                                     vis = vis || (jj < nk && j >= lo[hr][1] && j <= hi[hr][1]);
                             }
                             x = vis ? x : -INFINITY;
-                            any_nan |= x != x;
-                            mx = fmaxf(mx, x);
+                            mx = lcx_fmax_nan(mx, x);
                             s[nt][2 * hr + e] = x;
                         }
-                    for (int o = 1; o < 4; o <<= 1) {
-                        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-                        any_nan |= __shfl_xor_sync(0xffffffffu, (int)any_nan, o) != 0;
-                    }
-                    if (any_nan)
+                    for (int o = 1; o < 4; o <<= 1)
+                        mx = lcx_fmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                    if (mx != mx)
                         rnan[hr] = true; /* a NaN in q or k: the row's output and lse are NaN */
                     const bool live = !rnan[hr] && mx != -INFINITY;
                     float mn = m[hr];
                     if (live && mx > m[hr]) {
                         mn = mx;
-                        const float f = expf(m[hr] - mn); /* 0 when m was -inf */
+                        const float f = lcx_ex2(m[hr] - mn); /* 0 when m was -inf */
                         l[hr] *= f;
 #pragma unroll
                         for (int vn = 0; vn < VN; vn++) {
@@ -284,7 +327,7 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
-                            const float p = live ? expf(s[nt][2 * hr + e] - mn) : 0.0f; /* masked: exp(-inf) = 0 */
+                            const float p = live ? lcx_ex2(s[nt][2 * hr + e] - mn) : 0.0f; /* masked: 2^-inf = 0 */
                             l[hr] += p;
                             s[nt][2 * hr + e] = p;
                         }
@@ -306,9 +349,10 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                         uint32_t vf[4];
                         const uint16_t *const vrow = Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD;
                         lcx_ldsm_x4_trans(vf, vrow + vp * 16 + (lane >> 4) * 8);
-                        const bool bad = tc_nonfinite2<BF16>(vf[0]) || tc_nonfinite2<BF16>(vf[1]) ||
-                                         tc_nonfinite2<BF16>(vf[2]) || tc_nonfinite2<BF16>(vf[3]);
-                        if (!__any_sync(0xffffffffu, bad)) {
+                        /* vbad is the same for the whole block: the vote is uniform */
+                        if (!vbad || !__any_sync(0xffffffffu, tc_nonfinite2<BF16>(vf[0]) || tc_nonfinite2<BF16>(vf[1]) ||
+                                                                  tc_nonfinite2<BF16>(vf[2]) ||
+                                                                  tc_nonfinite2<BF16>(vf[3]))) {
                             const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
                             lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
                             lcx_mma16816<BF16>(acc[2 * vp], al, b0);
@@ -388,7 +432,7 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                             const float *pw = mg + (w * 32 + lane) * MS;
                             if (pw[VN * 4 + 2 + hr] == 0.0f)
                                 continue; /* this warp's keys were all invisible */
-                            const float f = expf(pw[VN * 4 + hr] - mx);
+                            const float f = lcx_ex2(pw[VN * 4 + hr] - mx);
                             lsum += pw[VN * 4 + 2 + hr] * f;
 #pragma unroll
                             for (int vn = 0; vn < VN; vn++) {
@@ -418,7 +462,7 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
             if (r >= t.nrows)
                 continue;
             const int64_t h = rh[r], i = ri[r];
-            const float mm = rnan[hr] ? NAN : m[hr];
+            const float mm = rnan[hr] ? NAN : m[hr] * LN2;
             ll = rnan[hr] ? NAN : ll;
             if (a.n_chunks > 1) {
                 float *pp = a.part + ((((size_t)t.chunk * a.B + t.b) * a.H + h) * a.Sq + (t.q0 + i)) *

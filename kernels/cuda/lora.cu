@@ -30,6 +30,11 @@
  *    reduction split over blockIdx.z when there are few tiles and many
  *    features, the slices summed in order by lcx_lora_usum_kernel), and runs
  *    lists of problems in one launch (one tile per block).
+ *  - lcx_lora_gemv_kernel: decode sizes (at most 8 tokens, x and W of one
+ *    16-bit dtype, 16-byte W rows): x W^T is memory-bound there, so W is
+ *    streamed once by 16-byte loads from blocks of 4 outputs (many blocks,
+ *    every SM busy) instead of 64 x 64 tiles, which would give a 4096-output
+ *    layer 64 blocks; same epilogue (u B^T in rank order, bias, y_old).
  *  - lcx_lora_merge_kernel: W += s B A elementwise, f32 FMA over the rank.
  *
  * lcx_lora_batched: the host groups tokens by adapter (lib/lora.c); the
@@ -458,6 +463,139 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
     }
 }
 
+/* ---- decode-sized GEMV (at most 8 tokens, 16-bit x and W of one dtype) ---- */
+
+#define LCX_GEMV_ROWS 4  /* outputs per block */
+#define LCX_GEMV_WARPS 8 /* the block's warps split the reduction */
+
+/* the two 16-bit values of a packed pair, widened */
+template <int BF16> __device__ __forceinline__ void lcx_widen2(uint32_t w, float &lo, float &hi)
+{
+    if constexpr (BF16) {
+        lo = __uint_as_float(w << 16);
+        hi = __uint_as_float(w & 0xffff0000u);
+    } else {
+        lo = lcx_half_to_f32<0>((uint16_t)(w & 0xffffu));
+        hi = lcx_half_to_f32<0>((uint16_t)(w >> 16));
+    }
+}
+
+/* acc[t][r] += sum of 8 products of x chunk t and W chunk r */
+template <int TT, int BF16>
+__device__ __forceinline__ void lcx_gemv_chunk(float (&acc)[TT][LCX_GEMV_ROWS], const uint4 (&xv)[TT],
+                                               const uint4 (&wv)[LCX_GEMV_ROWS])
+{
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        float wl[LCX_GEMV_ROWS], wh[LCX_GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < LCX_GEMV_ROWS; r++) {
+            const uint32_t w = q == 0 ? wv[r].x : q == 1 ? wv[r].y : q == 2 ? wv[r].z : wv[r].w;
+            lcx_widen2<BF16>(w, wl[r], wh[r]);
+        }
+#pragma unroll
+        for (int t = 0; t < TT; t++) {
+            const uint32_t x = q == 0 ? xv[t].x : q == 1 ? xv[t].y : q == 2 ? xv[t].z : xv[t].w;
+            float xl, xh;
+            lcx_widen2<BF16>(x, xl, xh);
+#pragma unroll
+            for (int r = 0; r < LCX_GEMV_ROWS; r++)
+                acc[t][r] = fmaf(xh, wh[r], fmaf(xl, wl[r], acc[t][r]));
+        }
+    }
+}
+
+/* y = [y_old +] x W^T + u B^T + bias for M <= TT tokens: a memory-bound
+ * product (each weight used by at most 8 tokens), so W is streamed once
+ * with 16-byte loads by many small blocks instead of through the tiles of
+ * the tensor-core kernel (which would leave most of the GPU idle). Block:
+ * LCX_GEMV_ROWS outputs; chunk c (8 features) of the reduction goes to
+ * thread c mod 256, the lanes' sums are reduced by a fixed butterfly and
+ * the warps' in warp order, so the result depends on the shape only. W rows
+ * are 16-byte aligned (lcx_rows16); x rows are read by 16 bytes when
+ * xvec, else element by element. */
+template <int TT, int BF16>
+__global__ void __launch_bounds__(32 * LCX_GEMV_WARPS) lcx_lora_gemv_kernel(const lcx_lprob P, int32_t xvec)
+{
+    constexpr int ROWS = LCX_GEMV_ROWS, NTH = 32 * LCX_GEMV_WARPS;
+    __shared__ float part[LCX_GEMV_WARPS][TT][ROWS];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const uint16_t *const xg = reinterpret_cast<const uint16_t *>(P.x.p);
+    const uint16_t *const wg = reinterpret_cast<const uint16_t *>(P.w.p);
+    const int64_t nch = P.K / 8, k8 = nch * 8;
+    for (int64_t o0 = (int64_t)blockIdx.x * ROWS; o0 < P.N; o0 += (int64_t)gridDim.x * ROWS) {
+        float acc[TT][ROWS];
+#pragma unroll
+        for (int t = 0; t < TT; t++)
+#pragma unroll
+            for (int r = 0; r < ROWS; r++)
+                acc[t][r] = 0.0f;
+        const uint16_t *wr[ROWS];
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) /* rows past N read row N - 1 (discarded) */
+            wr[r] = wg + (o0 + r < P.N ? o0 + r : P.N - 1) * P.w.rs;
+#pragma unroll 2
+        for (int64_t c = tid; c < nch; c += NTH) {
+            uint4 wv[ROWS], xv[TT];
+#pragma unroll
+            for (int r = 0; r < ROWS; r++)
+                wv[r] = *reinterpret_cast<const uint4 *>(wr[r] + c * 8);
+#pragma unroll
+            for (int t = 0; t < TT; t++) {
+                const int64_t tr = t < P.M ? t : P.M - 1; /* rows past M: discarded */
+                if (xvec) {
+                    xv[t] = *reinterpret_cast<const uint4 *>(xg + tr * P.x.rs + c * 8);
+                } else {
+                    uint32_t h[4];
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        h[j] = (uint32_t)xg[tr * P.x.rs + (c * 8 + 2 * j) * P.x.cs] |
+                               (uint32_t)xg[tr * P.x.rs + (c * 8 + 2 * j + 1) * P.x.cs] << 16;
+                    xv[t] = make_uint4(h[0], h[1], h[2], h[3]);
+                }
+            }
+            lcx_gemv_chunk<TT, BF16>(acc, xv, wv);
+        }
+        if (tid < P.K - k8) { /* the last K % 8 features, one per thread */
+            const int64_t k = k8 + tid;
+#pragma unroll
+            for (int t = 0; t < TT; t++) {
+                const int64_t tr = t < P.M ? t : P.M - 1;
+                const float xf = lcx_half_to_f32<BF16>(xg[tr * P.x.rs + k * P.x.cs]);
+#pragma unroll
+                for (int r = 0; r < ROWS; r++)
+                    acc[t][r] = fmaf(xf, lcx_half_to_f32<BF16>(wr[r][k]), acc[t][r]);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < TT; t++)
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                float v = acc[t][r];
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1)
+                    v += __shfl_xor_sync(0xffffffffu, v, o);
+                if (lane == 0)
+                    part[warp][t][r] = v;
+            }
+        __syncthreads();
+        if (tid < TT * ROWS) {
+            const int t = tid / ROWS, r = tid % ROWS;
+            const int64_t o = o0 + r;
+            if (t < P.M && o < P.N) {
+                float v = part[0][t][r];
+#pragma unroll
+                for (int w = 1; w < LCX_GEMV_WARPS; w++)
+                    v += part[w][t][r];
+                for (int64_t j = 0; j < P.R; j++) /* the low-rank term, rank order */
+                    v = fmaf(P.u[t * P.ldu + j], lcx_ld(P.b.p, P.b.dt, o * P.b.rs + j * P.b.cs), v);
+                lcx_lora_put(P, P.y.p, t, o, v, 1.0f);
+            }
+        }
+        __syncthreads(); /* part is reused by the next outputs */
+    }
+}
+
 /* ---- merge ---- */
 
 /* W[o][i] = W[o][i] + s sum_r B[o][r] A[r][i] (FMA in rank order from 0) */
@@ -576,6 +714,26 @@ lcx_status lcx_mma_launch(lcx_cuda_state *s, const lcx_lprob &P, int vec, int bf
     return lcx_launched("lora mma kernel launch");
 }
 
+template <int TT> lcx_status lcx_gemv_go(lcx_cuda_state *s, const lcx_lprob &P, int xvec, int bf16, unsigned grid)
+{
+    if (bf16)
+        lcx_lora_gemv_kernel<TT, 1><<<grid, 32 * LCX_GEMV_WARPS, 0, s->stream>>>(P, xvec);
+    else
+        lcx_lora_gemv_kernel<TT, 0><<<grid, 32 * LCX_GEMV_WARPS, 0, s->stream>>>(P, xvec);
+    return lcx_launched("lora gemv kernel launch");
+}
+
+/* at most 8 tokens: the GEMV kernel with the smallest token count >= M */
+lcx_status lcx_gemv_launch(lcx_cuda_state *s, const lcx_lprob &P, int xvec, int bf16)
+{
+    const int64_t blocks = lcx_cdiv(P.N, LCX_GEMV_ROWS);
+    const unsigned grid = (unsigned)(blocks < 1048576 ? blocks : 1048576); /* grid-stride beyond */
+    return P.M <= 1   ? lcx_gemv_go<1>(s, P, xvec, bf16, grid)
+           : P.M <= 2 ? lcx_gemv_go<2>(s, P, xvec, bf16, grid)
+           : P.M <= 4 ? lcx_gemv_go<4>(s, P, xvec, bf16, grid)
+                      : lcx_gemv_go<8>(s, P, xvec, bf16, grid);
+}
+
 /* the 16-byte cp.async path: 16-bit rows with inner stride 1, row stride a
  * multiple of 8 elements and a 16-byte aligned base */
 int lcx_rows16(const lcx_lv &v, int64_t rows)
@@ -647,6 +805,8 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
     if (w && x->dtype == w->dtype && x->dtype != LCX_F32) {
         const int vec = lcx_rows16(mp.x, T) | (lcx_rows16(mp.w, out) << 1);
         const int bf16 = x->dtype == LCX_BF16;
+        if (T <= 8 && (vec & 2))
+            return lcx_gemv_launch(s, mp, vec & 1, bf16);
         return T > 64 ? lcx_mma_launch<128, 128, 2>(s, mp, vec, bf16) : lcx_mma_launch<64, 64, 4>(s, mp, vec, bf16);
     }
     lcx_lsimt_args ma;
@@ -695,8 +855,9 @@ extern "C" lcx_status lcx_cuda_lora_batched(lcx_cuda_state *s, const lcx_tensor 
     const int64_t yz = nmap * rmax;
     /* the upload: token indices, 2 x groups problems, the two tile lists;
      * then u (and its split slices) */
+    static_assert(alignof(lcx_lprob) <= 16 && alignof(int4) <= 16, "staging and scratch offsets are 16-byte aligned");
     const size_t o_pr = lcx_align((size_t)nmap * sizeof(int32_t), 16);
-    const size_t o_tu = o_pr + (size_t)(2 * groups) * sizeof(lcx_lprob);
+    const size_t o_tu = lcx_align(o_pr + (size_t)(2 * groups) * sizeof(lcx_lprob), alignof(int4));
     const size_t o_td = o_tu + (size_t)tu * sizeof(int4);
     const size_t up = lcx_align(o_td + (size_t)td * sizeof(int4), 256);
     size_t ubytes;

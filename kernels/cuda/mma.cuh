@@ -50,6 +50,17 @@ template <int n> __device__ __forceinline__ void lcx_cp_async_wait()
 #endif
 }
 
+/* the f32 value of a 16-bit one (exact; any architecture) */
+template <int BF16> __device__ __forceinline__ float lcx_half_to_f32(uint16_t x)
+{
+    float f;
+    if constexpr (BF16)
+        f = __uint_as_float((uint32_t)x << 16);
+    else
+        asm("{\n .reg .f16 h;\n mov.b16 h, %1;\n cvt.f32.f16 %0, h;\n}\n" : "=f"(f) : "h"(x));
+    return f;
+}
+
 #if LCX_CUDA_SM80
 /* four 8x8 b16 matrices; lanes 8j..8j+7 give the row addresses of matrix j,
  * register j receives (row lane/4, columns 2 (lane%4), +1) of matrix j */
@@ -85,15 +96,21 @@ template <int BF16> __device__ __forceinline__ uint32_t lcx_pack2_rn(float lo, f
     return r;
 }
 
-/* the f32 value of a 16-bit one (exact) */
-template <int BF16> __device__ __forceinline__ float lcx_half_to_f32(uint16_t x)
+/* 2^x in one special-function instruction (ex2.approx: 2 ulp; results
+ * below 2^-126 flush to +0; 2^-inf = 0, NaN stays NaN) */
+__device__ __forceinline__ float lcx_ex2(float x)
 {
-    float f;
-    if constexpr (BF16)
-        f = __uint_as_float((uint32_t)x << 16);
-    else
-        asm("{\n .reg .f16 h;\n mov.b16 h, %1;\n cvt.f32.f16 %0, h;\n}\n" : "=f"(f) : "h"(x));
-    return f;
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
+    return r;
+}
+
+/* max(x, y), NaN when either is NaN (fmaxf would drop the NaN) */
+__device__ __forceinline__ float lcx_fmax_nan(float x, float y)
+{
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;\n" : "=f"(r) : "f"(x), "f"(y));
+    return r;
 }
 
 /* d += a b: a 16x16 (row), b 16x8 (col), d 16x8 f32 */

@@ -19,6 +19,7 @@ void lcx_ref_attention_row(const lcx_tensor *q, const double *qx, const lcx_tens
     const double scale = p->scale > 0 ? p->scale : 1.0 / sqrt((double)D);
     const int64_t pos = lk - lq + i;
     double *sc = malloc(sizeof(double) * (size_t)(lk > 0 ? lk : 1)), m = -INFINITY, l = 0;
+    int nan = 0;
     for (int64_t j = 0; j < lk; j++) {
         const int vis = !p->causal || (j <= pos && (p->window_left < 0 || j >= pos - p->window_left));
         sc[j] = -INFINITY;
@@ -31,10 +32,16 @@ void lcx_ref_attention_row(const lcx_tensor *q, const double *qx, const lcx_tens
         if (p->softcap > 0)
             s = p->softcap * tanh(s / p->softcap);
         sc[j] = s;
+        nan |= isnan(s);
         m = s > m ? s : m;
     }
     for (int64_t c = 0; c < Dv; c++)
-        out[c] = 0;
+        out[c] = nan ? NAN : 0; /* a NaN score (q or k) the row sees: its output and lse are NaN */
+    if (nan) {
+        *lse = NAN;
+        free(sc);
+        return;
+    }
     if (m == -INFINITY) {
         *lse = -INFINITY;
         free(sc);

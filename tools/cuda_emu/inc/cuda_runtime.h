@@ -30,7 +30,7 @@
  *    is neither pinned nor device memory (warning);
  *  - cp.async copies are deferred to cp.async.wait_group; ldmatrix and
  *    mma.sync m16n8k16 are emulated from the PTX fragment layouts;
- *  - EMU_ULP=1 perturbs expf/logf/tanhf/sincosf/log results by up to the
+ *  - EMU_ULP=1 perturbs expf/logf/tanhf/sincosf/log and ex2.approx results by up to the
  *    CUDA documented maximum ulp error (random sign and size);
  *  - EMU_NO_MEMPOOL=1 emulates a device without memory pools
  *    (cudaDevAttrMemoryPoolsSupported 0, cudaMallocAsync/cudaFreeAsync fail);
@@ -48,6 +48,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cfloat>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -156,6 +157,14 @@ inline double emu_pd(double r, int max, uint64_t in)
 inline uint64_t emu_bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 inline uint64_t emu_bits(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
 inline float emu_expf(float x) { return emu_pf(::expf(x), 2, emu_bits(x) * 3 + 1); }
+/* ex2.approx.ftz.f32: 2 ulp, subnormal results flushed to +0 */
+inline float emu_ex2(float x)
+{
+    const float r = emu_pf(::exp2f(x), 2, emu_bits(x) * 3 + 7);
+    return r < FLT_MIN ? 0.0f : r;
+}
+/* max.NaN.f32: NaN if either operand is NaN */
+inline float emu_fmax_nan(float a, float b) { return a != a || b != b ? NAN : ::fmaxf(a, b); }
 inline float emu_logf(float x) { return emu_pf(::logf(x), 1, emu_bits(x) * 3 + 2); }
 inline float emu_tanhf(float x) { float r = emu_pf(::tanhf(x), 2, emu_bits(x) * 5 + 3); return r > 1 ? 1 : r < -1 ? -1 : r; }
 inline double emu_log(double x) { return emu_pd(::log(x), 1, emu_bits(x) * 7 + 4); }
@@ -205,6 +214,7 @@ struct emu_bar {
     std::condition_variable cv;
     int expected = 0, arrived = 0, full = 0, first_line = 0, mismatch = 0;
     unsigned long gen = 0;
+    std::atomic<int> orv[2] = {0, 0};
     const char *what = "barrier";
     void reset(int n) { expected = full = n; arrived = 0; }
     void release()
@@ -217,6 +227,7 @@ struct emu_bar {
             abort();
         }
         arrived = 0;
+        orv[(gen + 1) & 1].store(0); /* every thread has read the previous OR of that parity */
         gen++;
         cv.notify_all();
     }
@@ -242,6 +253,20 @@ struct emu_bar {
                     arrived, expected);
             abort();
         }
+    }
+    /* __syncthreads_or: the barrier, then the OR of every thread's p */
+    int wait_or(int line, int p)
+    {
+        unsigned long g;
+        if (emu_fibers())
+            g = gen;
+        else {
+            std::lock_guard<std::mutex> l(mu);
+            g = gen;
+        }
+        orv[g & 1].fetch_or(p != 0);
+        wait(line);
+        return orv[g & 1].load();
     }
     void drop()
     {
@@ -574,6 +599,7 @@ inline thread_local std::vector<std::vector<emu_copy>> emu_groups;
 inline int emu_poison() { static int v = getenv("EMU_POISON") ? (int)strtol(getenv("EMU_POISON"), 0, 0) : 0xff; return v; }
 
 #define __syncthreads() emu_blk->bar.wait(__LINE__)
+#define __syncthreads_or(...) emu_blk->bar.wait_or(__LINE__, (__VA_ARGS__))
 #define __shared__ static
 #define EMU_SHARED(x) emu_shared_reg(&(x), sizeof(x))
 inline void emu_shared_reg(void *p, size_t n)
