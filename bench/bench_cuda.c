@@ -529,25 +529,28 @@ static void bench_attention_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
     for (int si = 0; si < n_seqs; si++) {
         const int64_t S = seqs[si];
         double sdpa = -1; /* measured once per length (bf16) */
-        for (int dt = 0; dt < 2; dt++) {
+        for (int dt = 0; dt < 3; dt++) {
             const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
+            const char *const label = dt == 2 ? "bf16*" : lcx_dtype_name(dtype);
             attn_dev j;
             attn_dev_make(&j, ctx, dtype, dtype, S, S, H, HKV, D, 11);
+            j.p.pv_16bit = dt == 2;
             const dstats s = time_dev_adaptive(attn_dev_run, &j, o->reps);
             const double flops = 2.0 * (double)S * (double)S * (double)H * (double)D, tf = flops / s.med * 1e-12;
             if (dt && sdpa < 0)
                 sdpa = sdpa_tflops(o->device, S, H, HKV, D, o->reps);
             if (dt && sdpa > 0)
-                printf("%-8lld %-6s %10.2f %10.2f %12.2f %8.0f%%\n", (long long)S, lcx_dtype_name(dtype), 1e3 * s.med,
-                       tf, sdpa, 100.0 * tf / sdpa);
+                printf("%-8lld %-6s %10.2f %10.2f %12.2f %8.0f%%\n", (long long)S, label, 1e3 * s.med, tf, sdpa,
+                       100.0 * tf / sdpa);
             else
-                printf("%-8lld %-6s %10.2f %10.2f %12s %9s\n", (long long)S, lcx_dtype_name(dtype), 1e3 * s.med, tf,
+                printf("%-8lld %-6s %10.2f %10.2f %12s %9s\n", (long long)S, label, 1e3 * s.med, tf,
                        dt ? "n/a" : "-", "-");
             attn_dev_free(&j);
         }
     }
-    printf("  (f32 runs the SIMT kernel, bf16 the tensor-core kernel; SDPA: bench/sdpa_bench.py through python3, "
-           "flash backend, bf16; n/a where torch with CUDA is missing)\n");
+    printf("  (f32 runs the SIMT kernel, bf16 the tensor-core kernel with f32-level P V (P split in two bf16 "
+           "halves), bf16* the same with pv_16bit = 1 (P rounded to bf16, FlashAttention's numerics); SDPA: "
+           "bench/sdpa_bench.py through python3, flash backend, bf16; n/a where torch with CUDA is missing)\n");
 
     /* decode: one query over a bf16 cache; q bf16 (tensor cores) and f32 (SIMT) */
     printf("\n== attention decode (1 query, heads 32, kv_heads 8, dim 128, bf16 cache; GB/s of K+V read) ==\n"

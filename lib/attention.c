@@ -730,6 +730,8 @@ static lcx_status lcx_attn_common(lcx_context *ctx, const char *op, const lcx_at
     }
     if (p->causal != 0 && p->causal != 1)
         return lcx_fail(LCX_E_INVALID, "%s: causal %" PRId32 " must be 0 or 1", op, p->causal);
+    if (p->pv_16bit != 0 && p->pv_16bit != 1)
+        return lcx_fail(LCX_E_INVALID, "%s: pv_16bit %" PRId32 " must be 0 or 1", op, p->pv_16bit);
     if (p->window_left >= 0 && !p->causal)
         return lcx_fail(LCX_E_INVALID, "%s: window_left needs causal attention", op);
     lcx_attn_job j = {0};
@@ -780,7 +782,7 @@ static lcx_status lcx_attn_common(lcx_context *ctx, const char *op, const lcx_at
         const lcx_cuda_attn_desc d = {op, B, Sq, Sk, H, Hkv, D, Dv,
                                       (float)(p->scale > 0 ? p->scale : 1.0 / sqrt((double)D)), (float)p->softcap,
                                       p->causal, p->window_left, j.cu_q, j.cu_k, j.n_seqs, j.s2, j.g, j.h0, j.fwd,
-                                      j.back};
+                                      j.back, p->pv_16bit};
         return lcx_cuda_attention(ctx->cuda, &d, q, k, v, out, lse);
     }
 #endif

@@ -435,6 +435,7 @@ static void test_attention_bad_input(void **state)
         case 12: to.data = q; msg = "overlaps"; break;
         case 13: tq.ndim = 3; tq.shape[0] = 2; tq.shape[1] = 4; tq.shape[2] = 8; tq.stride[0] = 32;
             tq.stride[1] = 8; tq.stride[2] = 1; msg = "dims"; break;
+        case 14: p.pv_16bit = 2; msg = "pv_16bit"; break;
         default: goto done;
         }
         const lcx_status st = lcx_attention_forward(cx, &p, &tq, &tk, &tv, &to, lse);

@@ -122,7 +122,7 @@ class lcx_random(ctypes.Structure):
 class lcx_attention_params(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("scale", c_double), ("causal", c_int32), ("window_left", c_int32),
                 ("softcap", c_double), ("cu_seqlens_q", POINTER(c_int64)), ("cu_seqlens_k", POINTER(c_int64)),
-                ("n_seqs", c_int32)]
+                ("n_seqs", c_int32), ("pv_16bit", c_int32)]
 
 
 class lcx_s2_params(ctypes.Structure):
@@ -1321,12 +1321,14 @@ class Context:
         return _out_f32(lse, b * h * s, "lse", (b, h, s))
 
     def attention_forward(self, q, k, v, out=None, *, dtype=None, scale=0.0, causal=False, window_left=-1,
-                          softcap=0.0, cu_seqlens_q=None, cu_seqlens_k=None, return_lse=False, lse=None):
+                          softcap=0.0, cu_seqlens_q=None, cu_seqlens_k=None, return_lse=False, lse=None,
+                          pv_16bit=False):
         """out = softmax(scale q k^T [masks, softcap]) v.
         q [b][sq][h][d], k [b][sk][kvh][d], v [b][sk][kvh][dv] -> out [b][sq][h][dv]
         (dtype: q's unless given). return_lse (or an lse array) also gives
         float32 lse [b][h][sq]. Varlen: batch 1 and cu_seqlens_q/k (n_seqs + 1
-        offsets each)."""
+        offsets each). pv_16bit: allow FlashAttention's 16-bit P on CUDA
+        tensor cores (see attention.h)."""
         out = self._attn_out(q, v, out, dtype)
         ls = self._lse_buf(q, lse, return_lse)
         p = lcx_attention_params()
@@ -1335,6 +1337,7 @@ class Context:
         p.causal = int(bool(causal))
         p.window_left = int(window_left)
         p.softcap = softcap
+        p.pv_16bit = int(bool(pv_16bit))
         keep = []
         if cu_seqlens_q is not None or cu_seqlens_k is not None:
             if cu_seqlens_q is None or cu_seqlens_k is None:

@@ -218,7 +218,7 @@ class TestIntrospection(Case):
         p = lcx.lcx_attention_params()
         lcx._c.lcx_attention_params_default(ctypes.byref(p))
         self.assertEqual(p.struct_size, ctypes.sizeof(p))
-        self.assertEqual((p.scale, p.causal, p.softcap, p.n_seqs), (0.0, 0, 0.0, 0))
+        self.assertEqual((p.scale, p.causal, p.softcap, p.n_seqs, p.pv_16bit), (0.0, 0, 0.0, 0, 0))
         self.assertLess(p.window_left, 0)
         self.assertFalse(p.cu_seqlens_q)
         self.assertFalse(p.cu_seqlens_k)
@@ -1159,6 +1159,7 @@ class TestAttention(Case):
             (1, 10, 33, 2, 1, 8, 8, dict(softcap=2.0, scale=0.7)),
             (1, 12, 5, 2, 2, 8, 8, dict(causal=True)),                # early rows see nothing
             (1, 1, 1100, 4, 2, 16, 16, {}),                           # decode: split keys
+            (1, 30, 30, 4, 2, 64, 64, dict(causal=True, pv_16bit=True)),  # FlashAttention numerics allowed
         ]
         for isa, ctx in self.each_ctx():
             for B, Sq, Sk, H, Hkv, D, Dv, kw in cases:

@@ -24,9 +24,14 @@ typedef struct lcx_attention_params {
     const int64_t *cu_seqlens_q;  /**< varlen: n_seqs + 1 offsets into the packed query rows, or NULL */
     const int64_t *cu_seqlens_k;  /**< varlen: n_seqs + 1 offsets into the packed key rows */
     int32_t n_seqs;               /**< varlen: number of sequences (batch dimension must be 1) */
+    int32_t pv_16bit;             /**< 0 (default): f32-level results everywhere. 1: where a tensor-core
+                                       kernel runs (CUDA, q/k/v of one 16-bit dtype) the softmax weights
+                                       are rounded to that dtype for the P V product, as FlashAttention
+                                       does: a quarter fewer tensor-core products, error up to 2^-8 (bf16)
+                                       or 2^-11 (f16) of max|v| more; other kernels ignore it */
 } lcx_attention_params;
 
-/** Defaults: scale 0 (1/sqrt(d)), non-causal, no window, no softcap, no varlen. */
+/** Defaults: scale 0 (1/sqrt(d)), non-causal, no window, no softcap, no varlen, pv_16bit 0. */
 LCX_API void lcx_attention_params_default(lcx_attention_params *p);
 
 /** out = softmax(scale * q k^T [+ masks, softcap]) v per (batch, head).

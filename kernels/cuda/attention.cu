@@ -413,6 +413,7 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
         /* causal rows further down see more keys: start those first */
         a.rev_tiles = a.causal || a.s2;
         a.ksplit = tc_warps == 4 && a.G * max_q <= 16;
+        a.pv16 = d->pv16;
     } else {
         /* 8 rows per block for decode-sized tiles and for head dims above 256
          * (whose tiles then stay within 99 KiB of shared memory), else 32 */

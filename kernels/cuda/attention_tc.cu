@@ -23,7 +23,9 @@
  *    in f32): P keeps ~16 bits, the CPU suite's 2e-4 bound holds and the
  *    result is the f32-accumulated attention the API documents. f16 has a
  *    narrow exponent range, so for f16 P is scaled by 2^14 first (weights
- *    down to ~1e-12 stay normal) and O by 2^-14 at the end, exactly;
+ *    down to ~1e-12 stay normal) and O by 2^-14 at the end, exactly.
+ *    With lcx_attention_params.pv_16bit the caller accepts FlashAttention's
+ *    numerics instead: hi only, a quarter fewer tensor-core products;
  *  - a weight of 0 must contribute nothing even where V holds inf or NaN
  *    (a key invisible to this row but visible to another): every thread
  *    checks the V values it staged (integer tests) and one __syncthreads_or
@@ -149,7 +151,7 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
      * back to natural logs (x ln 2) for lse and the split-KV partials */
     constexpr double LOG2E = 1.4426950408889634;
     constexpr float LN2 = 0.6931471805599453f;
-    const bool capped = a.softcap > 0;
+    const bool capped = a.softcap > 0, pv16 = a.pv16 != 0;
     const float xs = capped ? a.scale / a.softcap : (float)(a.scale * LOG2E);
     const float xc = capped ? (float)(a.softcap * LOG2E) : 1.0f;
     extern __shared__ uint4 lcx_tc_smem[];
@@ -339,10 +341,17 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                         continue;
                     const float(&p0)[4] = s[2 * kk], (&p1)[4] = s[2 * kk + 1];
                     uint32_t ah[4], al[4];
-                    tc_split<BF16>(p0[0] * PS, p0[1] * PS, ah[0], al[0]);
-                    tc_split<BF16>(p0[2] * PS, p0[3] * PS, ah[1], al[1]);
-                    tc_split<BF16>(p1[0] * PS, p1[1] * PS, ah[2], al[2]);
-                    tc_split<BF16>(p1[2] * PS, p1[3] * PS, ah[3], al[3]);
+                    if (pv16) { /* P rounded to 16 bits: hi only */
+                        ah[0] = lcx_pack2_rn<BF16>(p0[0] * PS, p0[1] * PS);
+                        ah[1] = lcx_pack2_rn<BF16>(p0[2] * PS, p0[3] * PS);
+                        ah[2] = lcx_pack2_rn<BF16>(p1[0] * PS, p1[1] * PS);
+                        ah[3] = lcx_pack2_rn<BF16>(p1[2] * PS, p1[3] * PS);
+                    } else {
+                        tc_split<BF16>(p0[0] * PS, p0[1] * PS, ah[0], al[0]);
+                        tc_split<BF16>(p0[2] * PS, p0[3] * PS, ah[1], al[1]);
+                        tc_split<BF16>(p1[0] * PS, p1[1] * PS, ah[2], al[2]);
+                        tc_split<BF16>(p1[2] * PS, p1[3] * PS, ah[3], al[3]);
+                    }
                     bool staged = false;
 #pragma unroll
                     for (int vp = 0; vp < VN / 2; vp++) {
@@ -355,9 +364,11 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                                                                   tc_nonfinite2<BF16>(vf[3]))) {
                             const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
                             lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
-                            lcx_mma16816<BF16>(acc[2 * vp], al, b0);
                             lcx_mma16816<BF16>(acc[2 * vp + 1], ah, b1);
-                            lcx_mma16816<BF16>(acc[2 * vp + 1], al, b1);
+                            if (!pv16) {
+                                lcx_mma16816<BF16>(acc[2 * vp], al, b0);
+                                lcx_mma16816<BF16>(acc[2 * vp + 1], al, b1);
+                            }
                             continue;
                         }
                         /* inf or NaN in these V rows and columns: f32 FMAs that skip zero weights */

@@ -118,6 +118,7 @@ typedef struct lcx_cuda_attn_desc {
     int64_t n_seqs;
     int32_t s2;
     int64_t g, h0, fwd, back;
+    int32_t pv16; /* tensor-core kernel: P rounded to 16 bits for P V (no hi/lo split) */
 } lcx_cuda_attn_desc;
 lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_desc *d, const lcx_tensor *q,
                               const lcx_tensor *k, const lcx_tensor *v, const lcx_tensor *out, float *lse);
