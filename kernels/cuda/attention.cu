@@ -414,6 +414,9 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
         a.rev_tiles = a.causal || a.s2;
         a.ksplit = tc_warps == 4 && a.G * max_q <= 16;
         a.pv16 = d->pv16;
+        const double log2e = 1.4426950408889634;
+        a.xs = a.softcap > 0 ? a.scale / a.softcap : (float)((double)a.scale * log2e);
+        a.xc = a.softcap > 0 ? (float)((double)a.softcap * log2e) : 1.0f;
     } else {
         /* 8 rows per block for decode-sized tiles and for head dims above 256
          * (whose tiles then stay within 99 KiB of shared memory), else 32 */

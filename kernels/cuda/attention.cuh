@@ -42,6 +42,7 @@ struct lcx_ca_args {
     int32_t rev_tiles; /* visit a (sequence, kv head)'s row tiles last first (causal: longest first) */
     int32_t ksplit;    /* tensor-core decode: the warps split each tile's keys (items of <= 16 rows) */
     int32_t pv16;      /* tensor-core path: P rounded to 16 bits for P V (lcx_attention_params.pv_16bit) */
+    float xs, xc;      /* tensor-core path, scores in base 2: x = s xs, or with softcap xc tanh(s xs) */
 };
 
 __device__ __forceinline__ int64_t ca_mod(int64_t a, int64_t n)

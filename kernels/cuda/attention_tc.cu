@@ -78,12 +78,11 @@ template <int BF16> __device__ __forceinline__ bool tc_nonfinite2(uint32_t r)
 }
 #endif
 
-/* `rows` 16-bit rows of D elements at global offsets offs[j] into shared
+/* `rows` 16-bit rows of D elements at global offsets off(j) into shared
  * rows of LD halves, by the block's NT threads; rows at or past `n` are
  * zero (their products must be 0, not garbage) */
-template <int D, int LD, int NT>
-__device__ __forceinline__ void tc_stage(uint16_t *dst, const uint16_t *src, const int64_t *offs, int rows, int n,
-                                         int vec)
+template <int D, int LD, int NT, class OFF>
+__device__ __forceinline__ void tc_stage(uint16_t *dst, const uint16_t *src, OFF off, int rows, int n, int vec)
 {
     constexpr int CH = D / 8; /* 16-byte chunks per row */
     if (vec) {
@@ -91,14 +90,14 @@ __device__ __forceinline__ void tc_stage(uint16_t *dst, const uint16_t *src, con
             const int j = idx / CH, c = idx % CH;
             uint16_t *d = dst + j * LD + c * 8;
             if (j < n)
-                lcx_cp_async16(d, src + offs[j] + c * 8);
+                lcx_cp_async16(d, src + off(j) + c * 8);
             else
                 *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
         }
     } else {
         for (int idx = threadIdx.x; idx < rows * D; idx += NT) {
             const int j = idx / D, c = idx % D;
-            dst[j * LD + c] = j < n ? src[offs[j] + c] : (uint16_t)0;
+            dst[j * LD + c] = j < n ? src[off(j) + c] : (uint16_t)0;
         }
     }
 }
@@ -147,13 +146,11 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
     constexpr int VN = D / 8;  /* 8-column tiles of O */
     /* f16: P is scaled by 2^14 before the split, O by 2^-14 at the end */
     constexpr float PS = BF16 ? 1.0f : 16384.0f, PS_INV = BF16 ? 1.0f : 1.0f / 16384.0f;
-    /* scores are kept in base 2 (x log2(e)): one ex2 per weight; m too,
-     * back to natural logs (x ln 2) for lse and the split-KV partials */
-    constexpr double LOG2E = 1.4426950408889634;
+    /* scores are kept in base 2 (a.xs, a.xc carry log2(e)): one ex2 per
+     * weight; m too, back to natural logs (x ln 2) for lse and the split-KV
+     * partials. Read from the kernel parameters where used, not held in
+     * registers */
     constexpr float LN2 = 0.6931471805599453f;
-    const bool capped = a.softcap > 0, pv16 = a.pv16 != 0;
-    const float xs = capped ? a.scale / a.softcap : (float)(a.scale * LOG2E);
-    const float xc = capped ? (float)(a.softcap * LOG2E) : 1.0f;
     extern __shared__ uint4 lcx_tc_smem[];
     uint16_t *const sm = reinterpret_cast<uint16_t *>(lcx_tc_smem); /* [stage][K, V][BK][LD] */
     uint16_t *const Qs = sm + 2 * BK * LD;                           /* stage 1 (K, V: up to 128 rows) */
@@ -161,7 +158,6 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
     __shared__ int rnv[BQ];
     __shared__ int64_t run_lo[2], run_hi[2];
     __shared__ int n_runs;
-    __shared__ int64_t koff[2][BK], voff[2][BK]; /* global row offsets of each stage's keys */
     __shared__ float pscr[WARPS][16][17]; /* P of a 16-key step, for the careful path */
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
     const int64_t total = a.n_items * a.n_chunks;
@@ -176,7 +172,7 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
         __syncthreads();
         if (threadIdx.x == 0)
             n_runs = ca_runs(a, t, rlo, rhi, rnv, run_lo, run_hi);
-        tc_stage<D, LD, NTH>(Qs, qg, rq, BQ, t.nrows, a.vec);
+        tc_stage<D, LD, NTH>(Qs, qg, [&](int j) { return rq[j]; }, BQ, t.nrows, a.vec);
         lcx_cp_async_commit();
         lcx_cp_async_wait<0>();
         __syncthreads();
@@ -235,14 +231,15 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
             int nk;
             tile(ti, kb, nk);
             const int st = (int)(ti & 1);
-            if (threadIdx.x < BK) {
-                const int64_t key = t.k0 + kb + threadIdx.x;
-                koff[st][threadIdx.x] = t.b * a.kst[0] + key * a.kst[1] + t.kvh * a.kst[2];
-                voff[st][threadIdx.x] = t.b * a.vst[0] + key * a.vst[1] + t.kvh * a.vst[2];
-            }
-            __syncthreads();
-            tc_stage<D, LD, NTH>(sm + st * 2 * BK * LD, kg, koff[st], BK, nk, a.vec);
-            tc_stage<D, LD, NTH>(sm + st * 2 * BK * LD + BK * LD, vg, voff[st], BK, nk, a.vec);
+            /* the tile's keys are consecutive: row offsets are affine in j
+             * (the stage's buffers were freed by the previous tile's last
+             * barrier) */
+            const int64_t key0 = t.k0 + kb;
+            const int64_t k0 = t.b * a.kst[0] + key0 * a.kst[1] + t.kvh * a.kst[2], ks1 = a.kst[1];
+            const int64_t v0 = t.b * a.vst[0] + key0 * a.vst[1] + t.kvh * a.vst[2], vs1 = a.vst[1];
+            tc_stage<D, LD, NTH>(sm + st * 2 * BK * LD, kg, [&](int j) { return k0 + j * ks1; }, BK, nk, a.vec);
+            tc_stage<D, LD, NTH>(sm + st * 2 * BK * LD + BK * LD, vg, [&](int j) { return v0 + j * vs1; }, BK, nk,
+                                 a.vec);
             lcx_cp_async_commit();
         };
         if (ntiles > 0)
@@ -295,9 +292,9 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                         for (int e = 0; e < 2; e++) {
                             const int jj = nt * 8 + 2 * tq + e;
                             const int64_t j = kb + jj;
-                            float x = s[nt][2 * hr + e] * xs;
-                            if (capped)
-                                x = xc * tanhf(x);
+                            float x = s[nt][2 * hr + e] * a.xs;
+                            if (a.softcap > 0)
+                                x = a.xc * tanhf(x);
                             bool vis = full && (!ks || nt / 2 == warp);
                             if (!full && (!ks || nt / 2 == warp)) {
                                 vis = nv[hr] >= 1 && jj < nk && j >= lo[hr][0] && j <= hi[hr][0];
@@ -341,7 +338,7 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                         continue;
                     const float(&p0)[4] = s[2 * kk], (&p1)[4] = s[2 * kk + 1];
                     uint32_t ah[4], al[4];
-                    if (pv16) { /* P rounded to 16 bits: hi only */
+                    if (a.pv16) { /* P rounded to 16 bits: hi only */
                         ah[0] = lcx_pack2_rn<BF16>(p0[0] * PS, p0[1] * PS);
                         ah[1] = lcx_pack2_rn<BF16>(p0[2] * PS, p0[3] * PS);
                         ah[2] = lcx_pack2_rn<BF16>(p1[0] * PS, p1[1] * PS);
@@ -365,7 +362,7 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
                             const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
                             lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
                             lcx_mma16816<BF16>(acc[2 * vp + 1], ah, b1);
-                            if (!pv16) {
+                            if (!a.pv16) {
                                 lcx_mma16816<BF16>(acc[2 * vp], al, b0);
                                 lcx_mma16816<BF16>(acc[2 * vp + 1], al, b1);
                             }
