@@ -137,7 +137,7 @@ __device__ __forceinline__ bool tc_own_nonfinite(const uint16_t *dst, int n, int
 #endif
 
 template <int D, int BF16, int WARPS>
-__global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args a)
+__global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_args a)
 {
 #if LCX_CUDA_SM80
     constexpr int BQ = 16 * WARPS, BK = LCX_TC_BK, LD = D + 8, NTH = 32 * WARPS;
@@ -286,25 +286,39 @@ __global__ void __launch_bounds__(32 * WARPS) lcx_ca_tc_kernel(const lcx_ca_args
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     float mx = -INFINITY;
+                    if (full && !ks) { /* the common case: no mask code at all */
 #pragma unroll
-                    for (int nt = 0; nt < NT; nt++)
+                        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-                        for (int e = 0; e < 2; e++) {
-                            const int jj = nt * 8 + 2 * tq + e;
-                            const int64_t j = kb + jj;
-                            float x = s[nt][2 * hr + e] * a.xs;
-                            if (a.softcap > 0)
-                                x = a.xc * tanhf(x);
-                            bool vis = full && (!ks || nt / 2 == warp);
-                            if (!full && (!ks || nt / 2 == warp)) {
-                                vis = nv[hr] >= 1 && jj < nk && j >= lo[hr][0] && j <= hi[hr][0];
-                                if (nv[hr] > 1)
-                                    vis = vis || (jj < nk && j >= lo[hr][1] && j <= hi[hr][1]);
+                            for (int e = 0; e < 2; e++) {
+                                float x = s[nt][2 * hr + e] * a.xs;
+                                if (a.softcap > 0)
+                                    x = a.xc * tanhf(x);
+                                mx = lcx_fmax_nan(mx, x);
+                                s[nt][2 * hr + e] = x;
                             }
-                            x = vis ? x : -INFINITY;
-                            mx = lcx_fmax_nan(mx, x);
-                            s[nt][2 * hr + e] = x;
-                        }
+                    } else {
+#pragma unroll
+                        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                            for (int e = 0; e < 2; e++) {
+                                const int jj = nt * 8 + 2 * tq + e;
+                                const int64_t j = kb + jj;
+                                float x = s[nt][2 * hr + e] * a.xs;
+                                if (a.softcap > 0)
+                                    x = a.xc * tanhf(x);
+                                bool vis = full; /* ks: only this warp's 16 keys */
+                                if (!full) {
+                                    vis = nv[hr] >= 1 && jj < nk && j >= lo[hr][0] && j <= hi[hr][0];
+                                    if (nv[hr] > 1)
+                                        vis = vis || (jj < nk && j >= lo[hr][1] && j <= hi[hr][1]);
+                                }
+                                vis = vis && (!ks || nt / 2 == warp);
+                                x = vis ? x : -INFINITY;
+                                mx = lcx_fmax_nan(mx, x);
+                                s[nt][2 * hr + e] = x;
+                            }
+                    }
                     for (int o = 1; o < 4; o <<= 1)
                         mx = lcx_fmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, o));
                     if (mx != mx)
