@@ -46,7 +46,7 @@
 namespace lcx_ca {
 
 template <int RW, int NC>
-__global__ void __launch_bounds__(LCX_CA_THREADS) lcx_ca_forward_kernel(const lcx_ca_args a)
+__global__ void __launch_bounds__(LCX_CA_THREADS, 1) lcx_ca_forward_kernel(const lcx_ca_args a)
 {
     constexpr int BQ = LCX_CA_WARPS * RW, BK = LCX_CA_BK;
     extern __shared__ float4 lcx_ca_smem[];
