@@ -172,7 +172,8 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
         __syncthreads();
         if (threadIdx.x == 0)
             n_runs = ca_runs(a, t, rlo, rhi, rnv, run_lo, run_hi);
-        tc_stage<D, LD, NTH>(Qs, qg, [&](int j) { return rq[j]; }, BQ, t.nrows, a.vec);
+        /* (key-split decode items read rows 0-15 only) */
+        tc_stage<D, LD, NTH>(Qs, qg, [&](int j) { return rq[j]; }, a.ksplit ? 16 : BQ, t.nrows, a.vec);
         lcx_cp_async_commit();
         lcx_cp_async_wait<0>();
         __syncthreads();
