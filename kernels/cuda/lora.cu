@@ -8,8 +8,9 @@
  *
  * Kernels (256 threads each):
  *  - lcx_lora_mma_kernel: x W^T for x and W of one 16-bit dtype on tensor
- *    cores. Block tile BM tokens x BN outputs (128 x 128, two stages, for
- *    many tokens; 64 x 64, four stages, for up to 64), reduction step
+ *    cores. Block tile BM tokens x BN outputs (128 x 128, three stages, for
+ *    many tokens; 64 x 64, four stages, for up to 64; dynamic shared
+ *    memory, 60 and 40 KiB: two blocks per SM), reduction step
  *    BK = 32. Tiles of x and W go to shared memory as stored (rows padded to
  *    40 halves: 16-byte aligned, conflict-free for ldmatrix) by cp.async
  *    16-byte copies where rows allow (inner stride 1, row stride and base
@@ -281,7 +282,7 @@ struct lcx_mma_cfg {
     static constexpr int EPI = LCX_MMA_RC * (BM + 1 + BN + 1) * 4;
     static constexpr int SMEM = PIPE > EPI ? PIPE : EPI;
     static_assert(MF >= 1 && NF >= 2 && NF % 2 == 0 && WM % 16 == 0, "warp tile");
-    static_assert(SMEM <= 48 * 1024, "static shared memory");
+    static_assert(SMEM <= 64 * 1024, "dynamic shared memory (sm_75 allows 64 KiB per block, sm_80+ more)");
 };
 
 /* vec bit 0 (x) and bit 1 (W): that operand's rows may be copied by 16-byte
@@ -292,7 +293,8 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
     using C = lcx_mma_cfg<BM, BN, STAGES>;
     constexpr int BK = LCX_MMA_BK, LDS = LCX_MMA_LDS, RC = LCX_MMA_RC, MF = C::MF, NF = C::NF;
     constexpr int CPR = BK / 8; /* 16-byte chunks per tile row */
-    __shared__ __align__(16) unsigned char smem[C::SMEM];
+    extern __shared__ uint4 lcx_lora_smem[]; /* C::SMEM bytes */
+    unsigned char *const smem = reinterpret_cast<unsigned char *>(lcx_lora_smem);
     uint16_t *const sp = reinterpret_cast<uint16_t *>(smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp & 1, wn = warp >> 1;
@@ -707,10 +709,18 @@ lcx_status lcx_mma_launch(lcx_cuda_state *s, const lcx_lprob &P, int vec, int bf
     if (gx > INT32_MAX)
         return lcx_fail(LCX_E_UNSUPPORTED, "lora: %lld row tiles exceed the CUDA grid", (long long)gx);
     const dim3 grid((unsigned)gx, (unsigned)(gy < 65535 ? gy : 65535));
-    if (bf16)
-        lcx_lora_mma_kernel<BM, BN, STAGES, 1><<<grid, LCX_LORA_THREADS, 0, s->stream>>>(P, vec);
-    else
-        lcx_lora_mma_kernel<BM, BN, STAGES, 0><<<grid, LCX_LORA_THREADS, 0, s->stream>>>(P, vec);
+    constexpr size_t smem = (size_t)lcx_mma_cfg<BM, BN, STAGES>::SMEM;
+    if (bf16) {
+        if (smem > 48 * 1024)
+            LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_lora_mma_kernel<BM, BN, STAGES, 1>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        lcx_lora_mma_kernel<BM, BN, STAGES, 1><<<grid, LCX_LORA_THREADS, smem, s->stream>>>(P, vec);
+    } else {
+        if (smem > 48 * 1024)
+            LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_lora_mma_kernel<BM, BN, STAGES, 0>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        lcx_lora_mma_kernel<BM, BN, STAGES, 0><<<grid, LCX_LORA_THREADS, smem, s->stream>>>(P, vec);
+    }
     return lcx_launched("lora mma kernel launch");
 }
 
@@ -807,7 +817,7 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
         const int bf16 = x->dtype == LCX_BF16;
         if (T <= 8 && (vec & 2))
             return lcx_gemv_launch(s, mp, vec & 1, bf16);
-        return T > 64 ? lcx_mma_launch<128, 128, 2>(s, mp, vec, bf16) : lcx_mma_launch<64, 64, 4>(s, mp, vec, bf16);
+        return T > 64 ? lcx_mma_launch<128, 128, 3>(s, mp, vec, bf16) : lcx_mma_launch<64, 64, 4>(s, mp, vec, bf16);
     }
     lcx_lsimt_args ma;
     memset(&ma, 0, sizeof ma);
