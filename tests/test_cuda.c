@@ -1705,6 +1705,38 @@ static void test_cuda_attention_tensor_cores(void **state)
         }
         att_run(&c, &rng, "cuda attention tensor cores: pv_16bit");
     }
+    /* pv_16bit is applied where the tensor-core kernel runs (the result
+     * differs from the f32-level one) and ignored elsewhere (f32 q: the SIMT
+     * kernel, bit-identical) */
+    for (int x = 0; x < 2; x++) {
+        const lcx_dtype dt = x ? LCX_F32 : LCX_BF16;
+        att_t Q, K, V, O;
+        att_make(&Q, dt, 1, 100, 4, 64, 0, &rng, 1.5, 0);
+        att_make(&K, dt, 1, 100, 2, 64, 0, &rng, 1.5, 0);
+        att_make(&V, dt, 1, 100, 2, 64, 0, &rng, 1.0, 0);
+        att_make(&O, LCX_F32, 1, 100, 4, 64, 0, &rng, 1.0, 1);
+        const lcx_tensor q = att_dev(&Q), k = att_dev(&K), v = att_dev(&V), o = att_dev(&O);
+        unsigned char *r[2] = {malloc(O.bytes), malloc(O.bytes)};
+        for (int f = 0; f < 2; f++) {
+            lcx_attention_params p;
+            lcx_attention_params_default(&p);
+            p.causal = 1;
+            p.pv_16bit = f;
+            assert_int_equal(lcx_attention_forward(gpu, &p, &q, &k, &v, &o, NULL), LCX_OK);
+            assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+            to_host(r[f], O.d, O.bytes);
+        }
+        const int tc = !x && lcx_cuda_attention_tc(gpu->cuda, 64, 1);
+        if (tc != (memcmp(r[0], r[1], O.bytes) != 0))
+            lcx_fail_msg("pv_16bit on %s q (tensor-core kernel: %d): outputs %s", lcx_dtype_name(dt), tc,
+                         tc ? "identical" : "differ");
+        free(r[0]);
+        free(r[1]);
+        att_free(&Q);
+        att_free(&K);
+        att_free(&V);
+        att_free(&O);
+    }
     /* NaN in a query row (every score of the row NaN: the row, and only it,
      * is NaN) and in a key some rows see (under causal masking and in a
      * window band): on the tensor-core kernel (bf16, f16) and the SIMT one
@@ -1713,12 +1745,13 @@ static void test_cuda_attention_tensor_cores(void **state)
         int64_t Sq, Sk, D, q, k;
         lcx_dtype dt;
         int window;
-    } pn[5] = {{100, 100, 64, 37, -1, LCX_BF16, -1},
+    } pn[6] = {{100, 100, 64, 37, -1, LCX_BF16, -1},
                {100, 100, 128, -1, 60, LCX_F16, -1},
                {130, 130, 96, 129, 5, LCX_BF16, 20},
                {70, 70, 64, 3, 50, LCX_F32, -1},
-               {1, 1000, 128, 0, -1, LCX_BF16, -1}};
-    for (int x = 0; x < 5; x++) {
+               {1, 1000, 128, 0, -1, LCX_BF16, -1},
+               {2, 1000, 64, 1, 700, LCX_F32, -1}};
+    for (int x = 0; x < 6; x++) {
         att_case c = att_base();
         c.dq = c.dk = c.dv = c.dout = pn[x].dt;
         c.Sq = pn[x].Sq;
@@ -2244,6 +2277,8 @@ static void test_cuda_lora_linear_vs_scalar(void **state)
         {2, 16, 1000, 8, 1, LL_PAD, LL_PAD8, 1},
         {5, 4100, 20, 1, 4, LL_DENSE, LL_PAD8, 0},
         {4, 2056, 11, 33, 2, LL_PAD8, LL_DENSE, 1},
+        {2, 200, 37, 8, 2, LL_DENSE, LL_DENSE, 0},
+        {7, 5, 19, 4, 1, LL_PAD, LL_PAD8, 1},
     };
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++, iter++) {
         lora_lcase c;

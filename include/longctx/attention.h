@@ -27,8 +27,10 @@ typedef struct lcx_attention_params {
     int32_t pv_16bit;             /**< 0 (default): f32-level results everywhere. 1: where a tensor-core
                                        kernel runs (CUDA, q/k/v of one 16-bit dtype) the softmax weights
                                        are rounded to that dtype for the P V product, as FlashAttention
-                                       does: a quarter fewer tensor-core products, error up to 2^-8 (bf16)
-                                       or 2^-11 (f16) of max|v| more; other kernels ignore it */
+                                       does: a third fewer tensor-core products, error up to 2^-8 (bf16)
+                                       or 2^-11 (f16) of max|v| more; other kernels ignore it.
+                                       (Added in the padding after n_seqs: initialise the
+                                       struct with lcx_attention_params_default, as always) */
 } lcx_attention_params;
 
 /** Defaults: scale 0 (1/sqrt(d)), non-causal, no window, no softcap, no varlen, pv_16bit 0. */

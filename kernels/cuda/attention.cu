@@ -500,6 +500,12 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
     return lcx_cuda_status(cudaGetLastError(), "attention combine kernel launch");
 }
 
+extern "C" int lcx_cuda_attention_tc(lcx_cuda_state *s, int d, int bf16)
+{
+    lcx_device_scope scope(s->device);
+    return scope.err == cudaSuccess && tc_available(d, bf16) ? 1 : 0;
+}
+
 extern "C" lcx_status lcx_cuda_attention_merge(lcx_cuda_state *s, const lcx_tensor *out_a, const float *lse_a,
                                                const lcx_tensor *out_b, const float *lse_b, const lcx_tensor *out,
                                                float *lse)

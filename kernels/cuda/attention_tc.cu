@@ -25,7 +25,8 @@
  *    narrow exponent range, so for f16 P is scaled by 2^14 first (weights
  *    down to ~1e-12 stay normal) and O by 2^-14 at the end, exactly.
  *    With lcx_attention_params.pv_16bit the caller accepts FlashAttention's
- *    numerics instead: hi only, a quarter fewer tensor-core products;
+ *    numerics instead: hi only, a third fewer tensor-core products (Q K^T
+ *    takes D/2 mma.sync per warp and tile, P V D with the split, D/2 without);
  *  - a weight of 0 must contribute nothing even where V holds inf or NaN
  *    (a key invisible to this row but visible to another): every thread
  *    checks the V values it staged (integer tests) and one __syncthreads_or

@@ -517,7 +517,7 @@ __device__ __forceinline__ void lcx_gemv_chunk(float (&acc)[TT][LCX_GEMV_ROWS], 
  * are 16-byte aligned (lcx_rows16); x rows are read by 16 bytes when
  * xvec, else element by element. */
 template <int TT, int BF16>
-__global__ void __launch_bounds__(32 * LCX_GEMV_WARPS) lcx_lora_gemv_kernel(const lcx_lprob P, int32_t xvec)
+__global__ void __launch_bounds__(32 * LCX_GEMV_WARPS, 2) lcx_lora_gemv_kernel(const lcx_lprob P, int32_t xvec)
 {
     constexpr int ROWS = LCX_GEMV_ROWS, NTH = 32 * LCX_GEMV_WARPS;
     __shared__ float part[LCX_GEMV_WARPS][TT][ROWS];
@@ -536,7 +536,9 @@ __global__ void __launch_bounds__(32 * LCX_GEMV_WARPS) lcx_lora_gemv_kernel(cons
 #pragma unroll
         for (int r = 0; r < ROWS; r++) /* rows past N read row N - 1 (discarded) */
             wr[r] = wg + (o0 + r < P.N ? o0 + r : P.N - 1) * P.w.rs;
-#pragma unroll 2
+        /* two chunks in flight per thread, one for 8 tokens (whose x
+         * chunks alone take 32 registers): two blocks per SM, no spills */
+#pragma unroll(TT >= 8 ? 1 : 2)
         for (int64_t c = tid; c < nch; c += NTH) {
             uint4 wv[ROWS], xv[TT];
 #pragma unroll

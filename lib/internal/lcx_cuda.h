@@ -136,6 +136,9 @@ lcx_status lcx_cuda_copy(lcx_cuda_state *s, void *dst, const void *src, size_t b
  * the thread has a current context (1, 0, -1 when the driver cannot say);
  * cudaSetDevice. */
 int lcx_cuda_device_count(void);
+/* For tests: 1 when q, k, v of head dim d (d = dv) in bf16 (or f16) take
+ * the tensor-core attention kernel on the state's device, else 0. */
+int lcx_cuda_attention_tc(lcx_cuda_state *s, int d, int bf16);
 lcx_status lcx_cuda_thread_state(int *device, int *has_context);
 lcx_status lcx_cuda_set_device(int device);
 /* For tests: streams on the state's device (a caller stream for
