@@ -79,13 +79,15 @@ extern "C" lcx_status lcx_cuda_open(int device, void *stream, lcx_cuda_state **o
                         count);
     lcx_device_scope scope(device);
     LCX_CUDA_TRY(scope.err);
-    int pools = 0;
+    int pools = 0, smem_sm = 0;
     LCX_CUDA_TRY(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device));
+    LCX_CUDA_TRY(cudaDeviceGetAttribute(&smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
     lcx_cuda_state *s = (lcx_cuda_state *)calloc(1, sizeof *s);
     if (!s)
         return lcx_fail(LCX_E_NOMEM, "cuda: out of host memory");
     s->device = device;
     s->mempool = pools != 0;
+    s->smem_per_sm = smem_sm;
     /* the persistent block: the check word, then the tables 256 bytes in */
     void *blk = NULL;
     lcx_status st = lcx_cuda_status(cudaMalloc(&blk, 256 + LCX_CUDA_TABLE_BYTES), "cudaMalloc");

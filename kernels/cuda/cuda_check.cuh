@@ -22,6 +22,7 @@ struct lcx_cuda_state {
      * set-ups, where cudaMallocAsync fails and the scratch falls back to
      * cudaMalloc / cudaFree */
     int mempool;
+    int smem_per_sm; /* cudaDevAttrMaxSharedMemoryPerMultiprocessor */
     /* pinned staging for small host-to-device uploads (cudaMemcpyAsync from
      * pageable memory may read it after the call returns on some systems):
      * a ring of LCX_CUDA_STAGING_SLOTS buffers, each with an event recorded

@@ -9,8 +9,9 @@
  * Kernels (256 threads each):
  *  - lcx_lora_mma_kernel: x W^T for x and W of one 16-bit dtype on tensor
  *    cores. Block tile BM tokens x BN outputs (128 x 128, three stages, for
- *    many tokens; 64 x 64, four stages, for up to 64; dynamic shared
- *    memory, 60 and 40 KiB: two blocks per SM), reduction step
+ *    many tokens, two stages where an SM has under 124 KiB of shared
+ *    memory; 64 x 64, four stages, for up to 64; dynamic shared memory, 60
+ *    and 40 KiB: two blocks per SM), reduction step
  *    BK = 32. Tiles of x and W go to shared memory as stored (rows padded to
  *    40 halves: 16-byte aligned, conflict-free for ldmatrix) by cp.async
  *    16-byte copies where rows allow (inner stride 1, row stride and base
@@ -819,7 +820,13 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
         const int bf16 = x->dtype == LCX_BF16;
         if (T <= 8 && (vec & 2))
             return lcx_gemv_launch(s, mp, vec & 1, bf16);
-        return T > 64 ? lcx_mma_launch<128, 128, 3>(s, mp, vec, bf16) : lcx_mma_launch<64, 64, 4>(s, mp, vec, bf16);
+        if (T <= 64)
+            return lcx_mma_launch<64, 64, 4>(s, mp, vec, bf16);
+        /* three stages where two such blocks fit an SM (sm_80, sm_90: 164-228
+         * KiB), else two (sm_86/89: 100 KiB would hold one three-stage block) */
+        constexpr int S3 = lcx_mma_cfg<128, 128, 3>::SMEM;
+        return s->smem_per_sm >= 2 * (S3 + 1024) ? lcx_mma_launch<128, 128, 3>(s, mp, vec, bf16)
+                                                 : lcx_mma_launch<128, 128, 2>(s, mp, vec, bf16);
     }
     lcx_lsimt_args ma;
     memset(&ma, 0, sizeof ma);

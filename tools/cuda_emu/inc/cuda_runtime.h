@@ -290,7 +290,7 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cuda
                       cudaMemcpyDeviceToDevice = 3 };
 #define cudaEventDisableTiming 2
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 
 /* memory pools, stream capture, driver entry points and contexts */
 #ifndef CUDART_VERSION
@@ -488,6 +488,7 @@ inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev)
 {
     if (dev != 0) return cudaErrorInvalidValue;
     if (a == cudaDevAttrMemoryPoolsSupported) { *v = !emu_no_mempool(); return cudaSuccess; }
+    if (a == cudaDevAttrMaxSharedMemoryPerMultiprocessor) { *v = emu_optin() + 1024; return cudaSuccess; } /* as on sm_80-sm_90 */
     if (a != cudaDevAttrMaxSharedMemoryPerBlockOptin) return cudaErrorInvalidValue;
     *v = emu_optin();
     return cudaSuccess;
