@@ -111,12 +111,8 @@ __device__ __forceinline__ void tc_stage(uint16_t *dst, const uint16_t *src, OFF
 template <int D, int LD, int NT, int BF16>
 __device__ __forceinline__ bool tc_own_nonfinite(const uint16_t *dst, int n, int vec)
 {
-    const uint32_t e = BF16 ? 0x7f807f80u : 0x7c007c00u;
-    uint32_t bad = 0;
-    auto test = [&](uint32_t w) {
-        const uint32_t u = ~w & e; /* a half is inf/NaN when its exponent bits are all set */
-        bad |= (uint32_t)((u & 0xffffu) == 0) | (uint32_t)((u >> 16) == 0);
-    };
+    bool bad = false;
+    auto test = [&](uint32_t w) { bad |= tc_nonfinite2<BF16>(w); };
     if (vec) {
         constexpr int CH = D / 8;
         for (int idx = threadIdx.x; idx < n * CH; idx += NT) {
@@ -133,7 +129,7 @@ __device__ __forceinline__ bool tc_own_nonfinite(const uint16_t *dst, int n, int
             test((uint32_t)dst[j * LD + c]);
         }
     }
-    return bad != 0;
+    return bad;
 }
 #endif
 

@@ -705,6 +705,17 @@ lcx_status lcx_simt_launch(lcx_cuda_state *s, const lcx_lsimt_args &a, int64_t g
     return lcx_launched("lora split-sum kernel launch");
 }
 
+template <int BM, int BN, int STAGES, int BF16>
+lcx_status lcx_mma_go(lcx_cuda_state *s, const lcx_lprob &P, int vec, dim3 grid)
+{
+    constexpr size_t smem = (size_t)lcx_mma_cfg<BM, BN, STAGES>::SMEM;
+    if (smem > 48 * 1024)
+        LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_lora_mma_kernel<BM, BN, STAGES, BF16>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    lcx_lora_mma_kernel<BM, BN, STAGES, BF16><<<grid, LCX_LORA_THREADS, smem, s->stream>>>(P, vec);
+    return lcx_launched("lora mma kernel launch");
+}
+
 template <int BM, int BN, int STAGES>
 lcx_status lcx_mma_launch(lcx_cuda_state *s, const lcx_lprob &P, int vec, int bf16)
 {
@@ -712,19 +723,7 @@ lcx_status lcx_mma_launch(lcx_cuda_state *s, const lcx_lprob &P, int vec, int bf
     if (gx > INT32_MAX)
         return lcx_fail(LCX_E_UNSUPPORTED, "lora: %lld row tiles exceed the CUDA grid", (long long)gx);
     const dim3 grid((unsigned)gx, (unsigned)(gy < 65535 ? gy : 65535));
-    constexpr size_t smem = (size_t)lcx_mma_cfg<BM, BN, STAGES>::SMEM;
-    if (bf16) {
-        if (smem > 48 * 1024)
-            LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_lora_mma_kernel<BM, BN, STAGES, 1>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        lcx_lora_mma_kernel<BM, BN, STAGES, 1><<<grid, LCX_LORA_THREADS, smem, s->stream>>>(P, vec);
-    } else {
-        if (smem > 48 * 1024)
-            LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_lora_mma_kernel<BM, BN, STAGES, 0>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        lcx_lora_mma_kernel<BM, BN, STAGES, 0><<<grid, LCX_LORA_THREADS, smem, s->stream>>>(P, vec);
-    }
-    return lcx_launched("lora mma kernel launch");
+    return bf16 ? lcx_mma_go<BM, BN, STAGES, 1>(s, P, vec, grid) : lcx_mma_go<BM, BN, STAGES, 0>(s, P, vec, grid);
 }
 
 template <int TT> lcx_status lcx_gemv_go(lcx_cuda_state *s, const lcx_lprob &P, int xvec, int bf16, unsigned grid)
