@@ -1024,7 +1024,9 @@ typedef struct att_case {
     lcx_dtype dq, dk, dv, dout;
     const int64_t *cuq, *cuk;
     int32_t nseq;
-    int64_t plant_key; /* >= 0: V of this key (batch 0, kv head 0) gets inf in column 1 and NaN in 2 */
+    int64_t plant_key; /* >= 0: V of this key (batch 0, kv head 0) gets inf in column 1 and NaN in 2;
+                        * plant_mode 1: inf in the last column only, 2: NaN in column 0 only */
+    int plant_mode;
     int64_t plant_q;   /* >= 0: q of this row (batch 0, head 0) gets NaN in column 0 */
     int64_t plant_k;   /* >= 0: k of this key (batch 0, kv head 0) gets NaN in column 3 */
     int pv16;          /* lcx_attention_params.pv_16bit */
@@ -1032,7 +1034,7 @@ typedef struct att_case {
 
 static att_case att_base(void)
 {
-    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0, -1, -1, -1, 0};
+    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0, -1, 0, -1, -1, 0};
     return c;
 }
 
@@ -1098,10 +1100,17 @@ static void att_run(const att_case *c, lcx_rng *rng, const char *what)
     att_make(&O, c->dout, c->B, c->Sq, c->H, c->Dv, c->pad, rng, 1.0, 1);
     if (c->plant_key >= 0) {
         const size_t o = (size_t)(c->plant_key * V.t.stride[1]);
-        lcx_store_elem(V.h, (int32_t)c->dv, o + 1, INFINITY);
-        lcx_store_elem(V.h, (int32_t)c->dv, o + 2, NAN);
-        V.x[c->plant_key * c->Hkv * c->Dv + 1] = INFINITY;
-        V.x[c->plant_key * c->Hkv * c->Dv + 2] = NAN;
+        const int64_t x = c->plant_key * c->Hkv * c->Dv;
+        if (c->plant_mode != 2) {
+            const int64_t col = c->plant_mode == 1 ? c->Dv - 1 : 1;
+            lcx_store_elem(V.h, (int32_t)c->dv, o + (size_t)col, INFINITY);
+            V.x[x + col] = INFINITY;
+        }
+        if (c->plant_mode != 1) {
+            const int64_t col = c->plant_mode == 2 ? 0 : 2;
+            lcx_store_elem(V.h, (int32_t)c->dv, o + (size_t)col, NAN);
+            V.x[x + col] = NAN;
+        }
         to_dev(V.d, V.h, V.bytes);
     }
     if (c->plant_q >= 0) {
@@ -1562,6 +1571,56 @@ static void test_cuda_attention_s2(void **state)
  * others do not (a zero weight must not turn them into NaN). Same oracle
  * and tolerance as every attention case: P's split into two 16-bit halves
  * keeps the f32-accumulation accuracy the bound assumes. */
+/* scores past the float range (scale q.k overflows to +inf): every row and
+ * its lse are NaN, as on the CPU (inf - inf in the softmax; the double
+ * oracle has no overflow, so the CPU is the reference here), on the
+ * tensor-core kernel (prefill, key-split decode, softcap off) and the SIMT
+ * one. Rows see 64+ keys of random sign: each has a positive score */
+static void att_overflow(lcx_rng *rng)
+{
+    const struct {
+        int64_t Sq, Sk, D;
+        lcx_dtype dt;
+    } oc[3] = {{70, 70, 64, LCX_BF16}, {1, 300, 128, LCX_F16}, {40, 64, 64, LCX_F32}};
+    for (int x = 0; x < 3; x++) {
+        att_t Q, K, V, O;
+        att_make(&Q, oc[x].dt, 1, oc[x].Sq, 4, oc[x].D, 0, rng, 1.5, 0);
+        att_make(&K, oc[x].dt, 1, oc[x].Sk, 2, oc[x].D, 0, rng, 1.5, 0);
+        att_make(&V, oc[x].dt, 1, oc[x].Sk, 2, oc[x].D, 0, rng, 1.0, 0);
+        att_make(&O, oc[x].dt, 1, oc[x].Sq, 4, oc[x].D, 0, rng, 1.0, 1);
+        lcx_attention_params p;
+        lcx_attention_params_default(&p);
+        p.scale = 1e38;
+        const size_t nl = (size_t)(4 * oc[x].Sq);
+        float *lse_c = malloc(sizeof(float) * nl), *lse_g = malloc(sizeof(float) * nl);
+        float *dlse = dev_alloc(sizeof(float) * nl);
+        assert_int_equal(lcx_attention_forward(cpu, &p, &Q.t, &K.t, &V.t, &O.t, lse_c), LCX_OK);
+        const lcx_tensor q = att_dev(&Q), k = att_dev(&K), v = att_dev(&V), o = att_dev(&O);
+        assert_int_equal(lcx_attention_forward(gpu, &p, &q, &k, &v, &o, dlse), LCX_OK);
+        assert_int_equal(lcx_context_synchronize(gpu), LCX_OK);
+        unsigned char *g = malloc(O.bytes);
+        to_host(g, O.d, O.bytes);
+        to_host(lse_g, dlse, sizeof(float) * nl);
+        for (size_t i = 0; i < nl * (size_t)oc[x].D; i++) {
+            const double c = lcx_load_elem(O.h, (int32_t)oc[x].dt, i), d = lcx_load_elem(g, (int32_t)oc[x].dt, i);
+            if (!isnan(c) || !isnan(d))
+                lcx_fail_msg("attention overflow case %d: element %zu: cpu %g, cuda %g, want NaN", x, i, c, d);
+        }
+        for (size_t i = 0; i < nl; i++)
+            if (!isnan(lse_c[i]) || !isnan(lse_g[i]))
+                lcx_fail_msg("attention overflow case %d: lse %zu: cpu %g, cuda %g, want NaN", x, i,
+                             (double)lse_c[i], (double)lse_g[i]);
+        free(g);
+        free(lse_c);
+        free(lse_g);
+        lcx_cuda_free(gpu->cuda, dlse);
+        att_free(&Q);
+        att_free(&K);
+        att_free(&V);
+        att_free(&O);
+    }
+}
+
 static void test_cuda_attention_tensor_cores(void **state)
 {
     (void)state;
@@ -1653,14 +1712,17 @@ static void test_cuda_attention_tensor_cores(void **state)
     }
     /* inf and NaN in V at a key some rows of a tile see and others do not:
      * the last key under causal masking (one row sees it), a key inside a
-     * window band, the last key of a split decode */
+     * window band, the last key of a split decode; inf alone in the last
+     * column (the upper half of a packed pair) and NaN alone in column 0 */
     const struct {
         int64_t Sq, Sk, D, key;
         lcx_dtype dt;
-        int window, pad;
-    } pl[4] = {{100, 100, 64, 99, LCX_BF16, -1, 0}, {100, 100, 128, 40, LCX_F16, 10, 1},
-               {2, 1000, 128, 999, LCX_BF16, -1, 0}, {2, 1000, 96, 998, LCX_F16, -1, 1}};
-    for (int x = 0; x < 4; x++) {
+        int window, pad, mode;
+    } pl[7] = {{100, 100, 64, 99, LCX_BF16, -1, 0, 0},  {100, 100, 128, 40, LCX_F16, 10, 1, 0},
+               {2, 1000, 128, 999, LCX_BF16, -1, 0, 0}, {2, 1000, 96, 998, LCX_F16, -1, 1, 0},
+               {100, 100, 128, 99, LCX_BF16, -1, 0, 1}, {100, 100, 64, 70, LCX_F16, -1, 1, 1},
+               {100, 100, 96, 99, LCX_BF16, -1, 0, 2}};
+    for (int x = 0; x < 7; x++) {
         att_case c = att_base();
         c.dq = c.dk = c.dv = pl[x].dt;
         c.dout = x & 1 ? LCX_F32 : pl[x].dt;
@@ -1673,6 +1735,7 @@ static void test_cuda_attention_tensor_cores(void **state)
         c.window = pl[x].window;
         c.pad = pl[x].pad;
         c.plant_key = pl[x].key;
+        c.plant_mode = pl[x].mode;
         att_run(&c, &rng, "cuda attention tensor cores: inf/NaN in V");
     }
     /* pv_16bit (P rounded to 16 bits for P V): prefill with GQA, causal and
@@ -1765,6 +1828,7 @@ static void test_cuda_attention_tensor_cores(void **state)
         c.plant_k = pn[x].k;
         att_run(&c, &rng, "cuda attention: NaN in q or k");
     }
+    att_overflow(&rng);
 }
 
 /* LongLoRA's golden S2-Attn outputs (and full causal outputs) on the GPU:

@@ -33,9 +33,17 @@
  *    per tile tells the block; only in such tiles are the V fragments tested
  *    (one vote per 16 keys x 16 columns), and a piece holding inf or NaN is
  *    done with f32 FMAs that skip zero weights instead.
- * Scores and running maxima are kept in base 2 (the scale carries log2 e),
- * so a weight is one ex2.approx (2 ulp) after one subtraction; a NaN score
- * reaches the row maximum through max.NaN.
+ * Scores and running maxima are kept in base 2 (the scale carries log2 e).
+ * Without softcap the row maximum is taken over the raw scores and scaled
+ * once, and a weight is one ex2.approx (2 ulp) of one FFMA (s xs - m); with
+ * softcap the scores are transformed first. A NaN score reaches the row
+ * maximum through max.NaN; a maximum of +inf (scores past the float range)
+ * makes the row NaN, as inf - inf does on the CPU.
+ * The hot loop carries no per-fragment tests: whether a tile needs masks,
+ * softcap, the inf/NaN-in-V care or pv_16bit is decided once per tile (per
+ * warp) and each case has its own straight-line copy; the rows' visible
+ * intervals stay in shared memory (registers hold the accumulators, Q
+ * fragments and scores: up to 255 per thread at d = 128, no spills).
  * Decode-sized items (at most 16 rows) split each tile's keys over the four
  * warps instead (16 keys each, all on the same rows), and the warps'
  * partial results are merged in warp order at the end of the item, so four
@@ -45,6 +53,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <type_traits>
 
 #include "attention.cuh"
 #include "mma.cuh"
@@ -71,11 +81,23 @@ template <int BF16> __device__ __forceinline__ void tc_split(float x0, float x1,
     lo = lcx_pack2_rn<BF16>(x0 - tc_widen<BF16>(hi & 0xffffu), x1 - tc_widen<BF16>(hi >> 16));
 }
 
+/* bit 15 or 31 set where the 16-bit half of r is inf or NaN (and no bit
+ * elsewhere): x = (r & E) ^ E leaves each half 0 exactly where its exponent
+ * bits are all set, at most E < 2^15 elsewhere; (x - 1) & ~x has the top bit
+ * of a half set where the half is 0 (a borrow out of a zero low half only
+ * touches the high half's answer when the low half already reports). OR
+ * these over many words, test once */
+template <int BF16> __device__ __forceinline__ uint32_t tc_nonfinite_bits(uint32_t r)
+{
+    constexpr uint32_t E = BF16 ? 0x7f807f80u : 0x7c007c00u;
+    const uint32_t x = (r & E) ^ E;
+    return (x - 0x00010001u) & ~x & 0x80008000u;
+}
+
 /* either 16-bit half of a packed pair is inf or NaN */
 template <int BF16> __device__ __forceinline__ bool tc_nonfinite2(uint32_t r)
 {
-    const uint32_t e = BF16 ? 0x7f80u : 0x7c00u;
-    return (r & e) == e || (r >> 16 & e) == e;
+    return tc_nonfinite_bits<BF16>(r) != 0;
 }
 #endif
 
@@ -103,6 +125,33 @@ __device__ __forceinline__ void tc_stage(uint16_t *dst, const uint16_t *src, OFF
     }
 }
 
+/* tc_stage for rows at src + j * stride (the keys of a tile are
+ * consecutive), ROWS of them: where the block's threads cover whole rows per
+ * pass (D = 64, 128), each thread keeps its column and steps its row by
+ * NT / (D / 8), so a copy costs a pointer step, not an index division */
+template <int D, int LD, int NT, int ROWS>
+__device__ __forceinline__ void tc_stage_rows(uint16_t *dst, const uint16_t *src, int64_t stride, int n, int vec)
+{
+    constexpr int CH = D / 8;
+    if constexpr (NT % CH == 0 && ROWS % (NT / CH) == 0) {
+        if (vec) {
+            constexpr int RP = NT / CH; /* rows per pass */
+            const int j0 = threadIdx.x / CH, c = threadIdx.x % CH * 8;
+            const uint16_t *g = src + j0 * stride + c;
+            uint16_t *d = dst + j0 * LD + c;
+#pragma unroll
+            for (int i = 0; i < ROWS / RP; i++, g += RP * stride) {
+                if (j0 + i * RP < n)
+                    lcx_cp_async16(d + i * RP * LD, g);
+                else
+                    *reinterpret_cast<uint4 *>(d + i * RP * LD) = make_uint4(0, 0, 0, 0);
+            }
+            return;
+        }
+    }
+    tc_stage<D, LD, NT>(dst, src, [&](int j) { return j * stride; }, ROWS, n, vec);
+}
+
 #if LCX_CUDA_SM80
 /* some 16-bit value this thread staged with tc_stage (rows < n; the rest
  * are zeros) is inf or NaN. Read back after the thread's own cp.async
@@ -111,25 +160,32 @@ __device__ __forceinline__ void tc_stage(uint16_t *dst, const uint16_t *src, OFF
 template <int D, int LD, int NT, int BF16>
 __device__ __forceinline__ bool tc_own_nonfinite(const uint16_t *dst, int n, int vec)
 {
-    bool bad = false;
-    auto test = [&](uint32_t w) { bad |= tc_nonfinite2<BF16>(w); };
+    uint32_t bad = 0;
+    constexpr int CH = D / 8;
     if (vec) {
-        constexpr int CH = D / 8;
-        for (int idx = threadIdx.x; idx < n * CH; idx += NT) {
-            const int j = idx / CH, c = idx % CH;
-            const uint4 w = *reinterpret_cast<const uint4 *>(dst + j * LD + c * 8);
-            test(w.x);
-            test(w.y);
-            test(w.z);
-            test(w.w);
+        if constexpr (NT % CH == 0 && LCX_TC_BK % (NT / CH) == 0) { /* as tc_stage_rows of a tile */
+            constexpr int RP = NT / CH;
+            const int j0 = threadIdx.x / CH, c = threadIdx.x % CH * 8;
+            for (int j = j0; j < n; j += RP) {
+                const uint4 w = *reinterpret_cast<const uint4 *>(dst + j * LD + c);
+                bad |= tc_nonfinite_bits<BF16>(w.x) | tc_nonfinite_bits<BF16>(w.y) | tc_nonfinite_bits<BF16>(w.z) |
+                       tc_nonfinite_bits<BF16>(w.w);
+            }
+        } else {
+            for (int idx = threadIdx.x; idx < n * CH; idx += NT) {
+                const int j = idx / CH, c = idx % CH;
+                const uint4 w = *reinterpret_cast<const uint4 *>(dst + j * LD + c * 8);
+                bad |= tc_nonfinite_bits<BF16>(w.x) | tc_nonfinite_bits<BF16>(w.y) | tc_nonfinite_bits<BF16>(w.z) |
+                       tc_nonfinite_bits<BF16>(w.w);
+            }
         }
     } else {
         for (int idx = threadIdx.x; idx < n * D; idx += NT) {
             const int j = idx / D, c = idx % D;
-            test((uint32_t)dst[j * LD + c]);
+            bad |= tc_nonfinite_bits<BF16>((uint32_t)dst[j * LD + c]);
         }
     }
-    return bad;
+    return bad != 0;
 }
 #endif
 
@@ -185,20 +241,16 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
 #pragma unroll
         for (int kk = 0; kk < KF; kk++)
             lcx_ldsm_x4(qf[kk], Qs + (wr + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
-        int64_t lo[2][2], hi[2][2];
-        int nv[2];
+        /* the rows' visible intervals stay in shared memory (rlo, rhi,
+         * rnv: read per tile, registers are short); their union here */
+        const int r0 = wr + g, r1 = wr + g + 8;
         int64_t wlo = INT64_MAX, whi = -1;
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
-            const int r = wr + g + 8 * hr;
-            nv[hr] = rnv[r];
-            for (int x = 0; x < 2; x++) {
-                lo[hr][x] = rlo[r][x];
-                hi[hr][x] = rhi[r][x];
-                if (x < nv[hr]) {
-                    wlo = lo[hr][x] < wlo ? lo[hr][x] : wlo;
-                    whi = hi[hr][x] > whi ? hi[hr][x] : whi;
-                }
+            const int r = hr ? r1 : r0;
+            for (int x = 0; x < rnv[r]; x++) {
+                wlo = rlo[r][x] < wlo ? rlo[r][x] : wlo;
+                whi = rhi[r][x] > whi ? rhi[r][x] : whi;
             }
         }
         for (int o = 4; o < 32; o <<= 1) {
@@ -235,9 +287,8 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
             const int64_t key0 = t.k0 + kb;
             const int64_t k0 = t.b * a.kst[0] + key0 * a.kst[1] + t.kvh * a.kst[2], ks1 = a.kst[1];
             const int64_t v0 = t.b * a.vst[0] + key0 * a.vst[1] + t.kvh * a.vst[2], vs1 = a.vst[1];
-            tc_stage<D, LD, NTH>(sm + st * 2 * BK * LD, kg, [&](int j) { return k0 + j * ks1; }, BK, nk, a.vec);
-            tc_stage<D, LD, NTH>(sm + st * 2 * BK * LD + BK * LD, vg, [&](int j) { return v0 + j * vs1; }, BK, nk,
-                                 a.vec);
+            tc_stage_rows<D, LD, NTH, BK>(sm + st * 2 * BK * LD, kg + k0, ks1, nk, a.vec);
+            tc_stage_rows<D, LD, NTH, BK>(sm + st * 2 * BK * LD + BK * LD, vg + v0, vs1, nk, a.vec);
             lcx_cp_async_commit();
         };
         if (ntiles > 0)
@@ -261,116 +312,165 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++)
                     s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+                /* this lane's ldmatrix row of a 16-key group: key (lane & 7) +
+                 * 8 (lane >> 4), halves 8 ((lane >> 3) & 1) on; the rest of
+                 * the address is constant (an immediate offset) */
+                const uint16_t *const kq = Ks + ((lane & 7) + ((lane >> 4) << 3)) * LD + ((lane >> 3) & 1) * 8;
+                if (!ks) {
 #pragma unroll
-                for (int kk = 0; kk < KF; kk++)
+                    for (int kk = 0; kk < KF; kk++)
 #pragma unroll
-                    for (int np = 0; np < NT / 2; np++) {
-                        if (ks && np != warp)
-                            continue;
+                        for (int np = 0; np < NT / 2; np++) {
+                            uint32_t r[4];
+                            lcx_ldsm_x4(r, kq + np * 16 * LD + kk * 16);
+                            const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+                            lcx_mma16816<BF16>(s[2 * np], qf[kk], b0);
+                            lcx_mma16816<BF16>(s[2 * np + 1], qf[kk], b1);
+                        }
+                } else { /* key split: this warp's 16 keys, into s[0] and s[1] */
+#pragma unroll
+                    for (int kk = 0; kk < KF; kk++) {
                         uint32_t r[4];
-                        lcx_ldsm_x4(r, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + kk * 16 +
-                                           ((lane >> 3) & 1) * 8);
+                        lcx_ldsm_x4(r, kq + warp * 16 * LD + kk * 16);
                         const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-                        lcx_mma16816<BF16>(s[2 * np], qf[kk], b0);
-                        lcx_mma16816<BF16>(s[2 * np + 1], qf[kk], b1);
+                        lcx_mma16816<BF16>(s[0], qf[kk], b0);
+                        lcx_mma16816<BF16>(s[1], qf[kk], b1);
                     }
+                }
                 /* scale, softcap, masks; online softmax per row (quad of lanes).
                  * Most tiles are visible whole to every row of the warp: no masks */
                 bool cover = nk == BK;
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++)
-                    cover = cover && nv[hr] >= 1 && lo[hr][0] <= kb && hi[hr][0] >= kb + BK - 1;
-                const bool full = !__any_sync(0xffffffffu, !cover);
+                    cover = cover && rnv[hr ? r1 : r0] >= 1 && rlo[hr ? r1 : r0][0] <= kb &&
+                            rhi[hr ? r1 : r0][0] >= kb + BK - 1;
+                const bool full = !ks && !__any_sync(0xffffffffu, !cover);
+                /* without softcap the maximum is taken over the raw scores and
+                 * scaled once (a.xs > 0 and rounding is monotone: the same
+                 * value), and a weight is ex2(fma(s, xs, -m)); with softcap
+                 * the scores are transformed first. One copy of the loops
+                 * each, chosen once per tile */
+                auto softmax = [&](auto softcap, auto masked) {
+                    constexpr bool SC = decltype(softcap)::value, MASK = decltype(masked)::value;
 #pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    float mx = -INFINITY;
-                    if (full && !ks) { /* the common case: no mask code at all */
-#pragma unroll
-                        for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                            for (int e = 0; e < 2; e++) {
-                                float x = s[nt][2 * hr + e] * a.xs;
-                                if (a.softcap > 0)
-                                    x = a.xc * tanhf(x);
-                                mx = lcx_fmax_nan(mx, x);
-                                s[nt][2 * hr + e] = x;
-                            }
-                    } else {
+                    for (int hr = 0; hr < 2; hr++) {
+                        float mx = -INFINITY;
 #pragma unroll
                         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                             for (int e = 0; e < 2; e++) {
-                                const int jj = nt * 8 + 2 * tq + e;
-                                const int64_t j = kb + jj;
-                                float x = s[nt][2 * hr + e] * a.xs;
-                                if (a.softcap > 0)
-                                    x = a.xc * tanhf(x);
-                                bool vis = full; /* ks: only this warp's 16 keys */
-                                if (!full) {
-                                    vis = nv[hr] >= 1 && jj < nk && j >= lo[hr][0] && j <= hi[hr][0];
-                                    if (nv[hr] > 1)
-                                        vis = vis || (jj < nk && j >= lo[hr][1] && j <= hi[hr][1]);
+                                float x = s[nt][2 * hr + e];
+                                if constexpr (SC)
+                                    x = a.xc * tanhf(x * a.xs);
+                                if constexpr (MASK) { /* key split: only this warp's 16 keys (s[0], s[1]) */
+                                    const int64_t j = kb + (ks ? warp * 16 : 0) + nt * 8 + 2 * tq + e;
+                                    const int r = hr ? r1 : r0;
+                                    bool vis = rnv[r] >= 1 && j - kb < nk && j >= rlo[r][0] && j <= rhi[r][0];
+                                    if (rnv[r] > 1)
+                                        vis = vis || (j - kb < nk && j >= rlo[r][1] && j <= rhi[r][1]);
+                                    vis = vis && (!ks || nt < 2);
+                                    x = vis ? x : -INFINITY;
                                 }
-                                vis = vis && (!ks || nt / 2 == warp);
-                                x = vis ? x : -INFINITY;
                                 mx = lcx_fmax_nan(mx, x);
                                 s[nt][2 * hr + e] = x;
                             }
-                    }
-                    for (int o = 1; o < 4; o <<= 1)
-                        mx = lcx_fmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-                    if (mx != mx)
-                        rnan[hr] = true; /* a NaN in q or k: the row's output and lse are NaN */
-                    const bool live = !rnan[hr] && mx != -INFINITY;
-                    float mn = m[hr];
-                    if (live && mx > m[hr]) {
-                        mn = mx;
-                        const float f = lcx_ex2(m[hr] - mn); /* 0 when m was -inf */
-                        l[hr] *= f;
+                        for (int o = 1; o < 4; o <<= 1)
+                            mx = lcx_fmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                        if constexpr (!SC)
+                            mx *= a.xs;
+                        /* a NaN in q or k, or a score past the float range: the
+                         * row's output and lse are NaN (as the CPU: inf - inf) */
+                        if (mx != mx || mx == INFINITY)
+                            rnan[hr] = true;
+                        const bool live = !rnan[hr] && mx != -INFINITY;
+                        float mn = m[hr];
+                        if (live && mx > m[hr]) {
+                            mn = mx;
+                            const float f = lcx_ex2(m[hr] - mn); /* 0 when m was -inf */
+                            l[hr] *= f;
 #pragma unroll
-                        for (int vn = 0; vn < VN; vn++) {
-                            acc[vn][2 * hr] *= f;
-                            acc[vn][2 * hr + 1] *= f;
+                            for (int vn = 0; vn < VN; vn++) {
+                                acc[vn][2 * hr] *= f;
+                                acc[vn][2 * hr + 1] *= f;
+                            }
+                            m[hr] = mn;
                         }
-                        m[hr] = mn;
-                    }
+                        if (live) {
 #pragma unroll
-                    for (int nt = 0; nt < NT; nt++)
+                            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-                        for (int e = 0; e < 2; e++) {
-                            const float p = live ? lcx_ex2(s[nt][2 * hr + e] - mn) : 0.0f; /* masked: 2^-inf = 0 */
-                            l[hr] += p;
-                            s[nt][2 * hr + e] = p;
+                                for (int e = 0; e < 2; e++) { /* masked: 2^-inf = 0 */
+                                    const float x = s[nt][2 * hr + e];
+                                    const float p = SC ? lcx_ex2(x - mn) : lcx_ex2(fmaf(x, a.xs, -mn));
+                                    l[hr] += p;
+                                    s[nt][2 * hr + e] = p;
+                                }
+                        } else {
+#pragma unroll
+                            for (int nt = 0; nt < NT; nt++)
+                                s[nt][2 * hr] = s[nt][2 * hr + 1] = 0.0f;
                         }
+                    }
+                };
+                if (a.softcap > 0) {
+                    if (full)
+                        softmax(std::true_type(), std::false_type());
+                    else
+                        softmax(std::true_type(), std::true_type());
+                } else {
+                    if (full)
+                        softmax(std::false_type(), std::false_type());
+                    else
+                        softmax(std::false_type(), std::true_type());
                 }
-                /* O += P V, 16 keys per step, 16 columns at a time */
-#pragma unroll
-                for (int kk = 0; kk < BK / 16; kk++) {
-                    if (ks && kk != warp)
-                        continue;
-                    const float(&p0)[4] = s[2 * kk], (&p1)[4] = s[2 * kk + 1];
+                /* O += P V: 16 keys (step kk) with weights p0, p1 (S columns
+                 * 2 kk and 2 kk + 1), 16 columns of V at a time */
+                auto pv = [&](int kk, const float(&p0)[4], const float(&p1)[4]) {
+                    const uint16_t *const vq =
+                        Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8;
                     uint32_t ah[4], al[4];
-                    if (a.pv16) { /* P rounded to 16 bits: hi only */
+                    if (a.pv16 && !vbad) { /* P rounded to 16 bits: hi only */
                         ah[0] = lcx_pack2_rn<BF16>(p0[0] * PS, p0[1] * PS);
                         ah[1] = lcx_pack2_rn<BF16>(p0[2] * PS, p0[3] * PS);
                         ah[2] = lcx_pack2_rn<BF16>(p1[0] * PS, p1[1] * PS);
                         ah[3] = lcx_pack2_rn<BF16>(p1[2] * PS, p1[3] * PS);
-                    } else {
-                        tc_split<BF16>(p0[0] * PS, p0[1] * PS, ah[0], al[0]);
-                        tc_split<BF16>(p0[2] * PS, p0[3] * PS, ah[1], al[1]);
-                        tc_split<BF16>(p1[0] * PS, p1[1] * PS, ah[2], al[2]);
-                        tc_split<BF16>(p1[2] * PS, p1[3] * PS, ah[3], al[3]);
+#pragma unroll
+                        for (int vp = 0; vp < VN / 2; vp++) {
+                            uint32_t vf[4];
+                            lcx_ldsm_x4_trans(vf, vq + vp * 16);
+                            const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
+                            lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
+                            lcx_mma16816<BF16>(acc[2 * vp + 1], ah, b1);
+                        }
+                        return;
                     }
+                    /* hi (the pv_16bit rounding) and lo */
+                    tc_split<BF16>(p0[0] * PS, p0[1] * PS, ah[0], al[0]);
+                    tc_split<BF16>(p0[2] * PS, p0[3] * PS, ah[1], al[1]);
+                    tc_split<BF16>(p1[0] * PS, p1[1] * PS, ah[2], al[2]);
+                    tc_split<BF16>(p1[2] * PS, p1[3] * PS, ah[3], al[3]);
+                    if (!vbad) {
+#pragma unroll
+                        for (int vp = 0; vp < VN / 2; vp++) {
+                            uint32_t vf[4];
+                            lcx_ldsm_x4_trans(vf, vq + vp * 16);
+                            const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
+                            lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
+                            lcx_mma16816<BF16>(acc[2 * vp + 1], ah, b1);
+                            lcx_mma16816<BF16>(acc[2 * vp], al, b0);
+                            lcx_mma16816<BF16>(acc[2 * vp + 1], al, b1);
+                        }
+                        return;
+                    }
+                    /* V of this tile holds inf or NaN somewhere (vbad is the
+                     * same for the whole block: the votes are uniform) */
                     bool staged = false;
 #pragma unroll
                     for (int vp = 0; vp < VN / 2; vp++) {
                         uint32_t vf[4];
-                        const uint16_t *const vrow = Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD;
-                        lcx_ldsm_x4_trans(vf, vrow + vp * 16 + (lane >> 4) * 8);
-                        /* vbad is the same for the whole block: the vote is uniform */
-                        if (!vbad || !__any_sync(0xffffffffu, tc_nonfinite2<BF16>(vf[0]) || tc_nonfinite2<BF16>(vf[1]) ||
-                                                                  tc_nonfinite2<BF16>(vf[2]) ||
-                                                                  tc_nonfinite2<BF16>(vf[3]))) {
+                        lcx_ldsm_x4_trans(vf, vq + vp * 16);
+                        if (!__any_sync(0xffffffffu, tc_nonfinite2<BF16>(vf[0]) || tc_nonfinite2<BF16>(vf[1]) ||
+                                                         tc_nonfinite2<BF16>(vf[2]) || tc_nonfinite2<BF16>(vf[3]))) {
                             const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
                             lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
                             lcx_mma16816<BF16>(acc[2 * vp + 1], ah, b1);
@@ -406,6 +506,13 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                             acc[2 * vp + (e >> 2)][e & 3] = o;
                         }
                     }
+                };
+                if (!ks) {
+#pragma unroll
+                    for (int kk = 0; kk < BK / 16; kk++)
+                        pv(kk, s[2 * kk], s[2 * kk + 1]);
+                } else { /* this warp's 16 keys */
+                    pv(warp, s[0], s[1]);
                 }
             }
             __syncthreads(); /* every warp is done with this stage */
