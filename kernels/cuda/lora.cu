@@ -344,20 +344,56 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
             }
         };
 
+        /* the same copies where the whole tile is inside x and W and both
+         * are 16-byte rows (most tiles): each thread keeps its column chunk
+         * and steps its rows by a pass (a pointer step per copy, none of
+         * load's selects and bounds) */
+        constexpr int RPP = LCX_LORA_THREADS / CPR; /* rows per pass */
+        static_assert(BM % RPP == 0 && BN % RPP == 0, "copy passes");
+        const bool inner = vec == 3 && m0 + BM <= P.M && n0 + BN <= P.N;
+        const int crow = tid / CPR, ccol = tid % CPR * 8;
+        const uint16_t *const xrow = xg + (inner ? (m0 + crow) * P.x.rs + ccol : 0);
+        const uint16_t *const wrow = wg + (inner ? (n0 + crow) * P.w.rs + ccol : 0);
+        const int64_t xpass = RPP * P.x.rs, wpass = RPP * P.w.rs;
+        auto load_inner = [&](int st, int64_t kt) {
+            uint16_t *const d = sp + st * (BM + BN) * LDS + crow * LDS + ccol;
+            const int64_t k0 = kt * BK;
+#pragma unroll
+            for (int i = 0; i < BM / RPP; i++)
+                lcx_cp_async16(d + i * RPP * LDS, xrow + i * xpass + k0);
+#pragma unroll
+            for (int i = 0; i < BN / RPP; i++)
+                lcx_cp_async16(d + (BM + i * RPP) * LDS, wrow + i * wpass + k0);
+        };
+        auto fetch = [&](int st, int64_t kt) {
+            if (inner && (kt + 1) * BK <= P.K)
+                load_inner(st, kt);
+            else
+                load(st, kt);
+        };
+
+        /* this lane's ldmatrix rows in the stage (the rest of each address
+         * is a constant offset) */
+        const int aoff = (wm * C::WM + (lane & 15)) * LDS + (lane >> 4) * 8;
+        const int boff = BM * LDS + (wn * C::WN + ((lane >> 4) << 3) + (lane & 7)) * LDS + ((lane >> 3) & 1) * 8;
         auto compute = [&](int st) {
-            const uint16_t *const sa = sp + st * (BM + BN) * LDS, *const sb = sa + BM * LDS;
+            const uint16_t *const sa = sp + st * (BM + BN) * LDS;
+#if LCX_LORA_SM80
+            const uint16_t *const qa = sa + aoff, *const qb = sa + boff;
+#else
+            const uint16_t *const sb = sa + BM * LDS;
+#endif
 #pragma unroll
             for (int kk = 0; kk < BK; kk += 16) {
 #if LCX_LORA_SM80
                 uint32_t af[MF][4], bfr[NF][2];
 #pragma unroll
                 for (int mi = 0; mi < MF; mi++)
-                    lcx_ldsm_x4(af[mi], sa + (wm * C::WM + mi * 16 + (lane & 15)) * LDS + kk + (lane >> 4) * 8);
+                    lcx_ldsm_x4(af[mi], qa + mi * 16 * LDS + kk);
 #pragma unroll
                 for (int nj = 0; nj < NF / 2; nj++) {
                     uint32_t r[4];
-                    lcx_ldsm_x4(r, sb + (wn * C::WN + nj * 16 + ((lane >> 4) << 3) + (lane & 7)) * LDS + kk +
-                                       ((lane >> 3) & 1) * 8);
+                    lcx_ldsm_x4(r, qb + nj * 16 * LDS + kk);
                     bfr[2 * nj][0] = r[0];
                     bfr[2 * nj][1] = r[1];
                     bfr[2 * nj + 1][0] = r[2];
@@ -392,17 +428,20 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
 #pragma unroll
         for (int st = 0; st < STAGES - 1; st++) {
             if (st < nk)
-                load(st, st);
+                fetch(st, st);
             lcx_cp_async_commit();
         }
+        /* stages of tile kt and of the tile fetched meanwhile (kt + STAGES - 1) */
+        int sc = 0, sf = STAGES - 1;
         for (int64_t kt = 0; kt < nk; kt++) {
             lcx_cp_async_wait<STAGES - 2>(); /* tile kt has landed (this thread's part) */
             __syncthreads();                 /* ... everyone's; stage (kt - 1) % STAGES is free */
-            const int64_t pf = kt + STAGES - 1;
-            if (pf < nk)
-                load((int)(pf % STAGES), pf);
+            if (kt + STAGES - 1 < nk)
+                fetch(sf, kt + STAGES - 1);
             lcx_cp_async_commit();
-            compute((int)(kt % STAGES));
+            compute(sc);
+            sc = sc + 1 == STAGES ? 0 : sc + 1;
+            sf = sf + 1 == STAGES ? 0 : sf + 1;
         }
         lcx_cp_async_wait<0>();
         __syncthreads(); /* the ring is free: the epilogue reuses it */
