@@ -73,6 +73,62 @@ __device__ __forceinline__ void lcx_rope_cs_turns(uint64_t turns, int64_t pos, f
     *s = __fmul_rn(a, sv);
 }
 
+/* element j of a row of dtype DT (0 f32, 1 f16, 2 bf16) as f32, and back
+ * rounded to nearest even (the bit-exact helpers of fp_bits.h) */
+template <int DT> __device__ __forceinline__ float lcx_rope_ld(const char *p, size_t j)
+{
+    if constexpr (DT == 0)
+        return reinterpret_cast<const float *>(p)[j];
+    else if constexpr (DT == 2)
+        return lcx_bits_f32(lcx_bf16_to_f32_bits(reinterpret_cast<const uint16_t *>(p)[j]));
+    else
+        return lcx_bits_f32(lcx_f16_to_f32_bits(reinterpret_cast<const uint16_t *>(p)[j]));
+}
+
+template <int DT> __device__ __forceinline__ void lcx_rope_st(char *p, size_t j, float x)
+{
+    if constexpr (DT == 0)
+        reinterpret_cast<float *>(p)[j] = x;
+    else if constexpr (DT == 2)
+        reinterpret_cast<uint16_t *>(p)[j] = lcx_f32_to_bf16_bits(lcx_f32_bits(x));
+    else
+        reinterpret_cast<uint16_t *>(p)[j] = lcx_f32_to_f16_bits(lcx_f32_bits(x));
+}
+
+/* every (head, pair) of one token of view v, rotated by the block's tables:
+ * thread t starts at w = t (head w / n, pair w % n) and steps w by the
+ * block size as a (head, pair) carry, so no element pays an index division */
+template <int DT>
+__device__ __forceinline__ void lcx_rope_rows(const lcx_rope_view &v, int64_t b, int64_t s, int32_t n,
+                                              int32_t interleaved, const float *sc, const float *ss)
+{
+    constexpr int64_t es = DT == 0 ? 4 : 2;
+    const int32_t dh = (int32_t)blockDim.x / n, di = (int32_t)blockDim.x % n;
+    int64_t h = (int64_t)(threadIdx.x / (uint32_t)n);
+    int32_t i = (int32_t)(threadIdx.x % (uint32_t)n);
+    /* the head row h as a byte pointer, advanced with h */
+    const int64_t hb = v.stride[2] * es;
+    char *hp = v.data + (b * v.stride[0] + s * v.stride[1]) * es + h * hb;
+    const int64_t dstep = dh * hb;
+    /* pair i: bytes of x and y within the head row */
+    const int32_t xm = interleaved ? 2 * (int32_t)es : (int32_t)es, yo = interleaved ? (int32_t)es : n * (int32_t)es;
+    while (h < v.heads) {
+        char *const px = hp + i * xm, *const py = px + yo;
+        const float x = lcx_rope_ld<DT>(px, 0), y = lcx_rope_ld<DT>(py, 0);
+        const float c = sc[i], sn = ss[i];
+        lcx_rope_st<DT>(px, 0, __fsub_rn(__fmul_rn(x, c), __fmul_rn(y, sn)));
+        lcx_rope_st<DT>(py, 0, __fadd_rn(__fmul_rn(y, c), __fmul_rn(x, sn)));
+        i += di;
+        h += dh;
+        hp += dstep;
+        if (i >= n) {
+            i -= n;
+            h++;
+            hp += hb;
+        }
+    }
+}
+
 __global__ void __launch_bounds__(LCX_ROPE_CUDA_THREADS) lcx_rope_kernel(const lcx_rope_kargs a)
 {
     __shared__ float sc[LCX_ROPE_CUDA_MAX_PAIRS], ss[LCX_ROPE_CUDA_MAX_PAIRS];
@@ -108,20 +164,12 @@ __global__ void __launch_bounds__(LCX_ROPE_CUDA_THREADS) lcx_rope_kernel(const l
         __syncthreads();
         for (int32_t k = 0; k < a.nx; k++) {
             const lcx_rope_view &v = a.x[k];
-            const size_t es = v.dtype == 0 ? 4 : 2;
-            char *base = v.data + (size_t)(b * v.stride[0] + s * v.stride[1]) * es;
-            const int64_t work = v.heads * n;
-            for (int64_t w = threadIdx.x; w < work; w += blockDim.x) {
-                const int64_t h = w / n;
-                const int32_t i = (int32_t)(w % n);
-                char *hp = base + (size_t)(h * v.stride[2]) * es;
-                const size_t iu = a.interleaved ? 2 * (size_t)i : (size_t)i;
-                const size_t iv = a.interleaved ? iu + 1 : (size_t)i + (size_t)n;
-                const float x = lcx_load_elem(hp, v.dtype, iu), y = lcx_load_elem(hp, v.dtype, iv);
-                const float c = sc[i], sn = ss[i];
-                lcx_store_elem(hp, v.dtype, iu, __fsub_rn(__fmul_rn(x, c), __fmul_rn(y, sn)));
-                lcx_store_elem(hp, v.dtype, iv, __fadd_rn(__fmul_rn(y, c), __fmul_rn(x, sn)));
-            }
+            if (v.dtype == 0)
+                lcx_rope_rows<0>(v, b, s, n, a.interleaved, sc, ss);
+            else if (v.dtype == 2)
+                lcx_rope_rows<2>(v, b, s, n, a.interleaved, sc, ss);
+            else
+                lcx_rope_rows<1>(v, b, s, n, a.interleaved, sc, ss);
         }
         __syncthreads(); /* the tables are read before the next token overwrites them */
     }
