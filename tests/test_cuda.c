@@ -114,7 +114,8 @@ static void test_cuda_bad_input(void **state)
 static const lcx_dtype all_dts[3] = {LCX_F32, LCX_F16, LCX_BF16};
 
 /* a random view: nd dims, padded outer strides; returns its span in elements */
-static int64_t rand_view(lcx_tensor *t, lcx_dtype dt, int nd, const int64_t *shape, lcx_rng *rng)
+/* a view of the given shape with rows padded by 0..padmax elements per dim */
+static int64_t rand_view_pad(lcx_tensor *t, lcx_dtype dt, int nd, const int64_t *shape, lcx_rng *rng, int padmax)
 {
     memset(t, 0, sizeof *t);
     t->dtype = dt;
@@ -122,10 +123,15 @@ static int64_t rand_view(lcx_tensor *t, lcx_dtype dt, int nd, const int64_t *sha
     int64_t span = 1;
     for (int d = nd - 1; d >= 0; d--) {
         t->shape[d] = shape[d];
-        t->stride[d] = d == nd - 1 ? 1 : span + lcx_rng_range(rng, 0, 3);
+        t->stride[d] = d == nd - 1 ? 1 : span + lcx_rng_range(rng, 0, padmax);
         span = t->stride[d] * (shape[d] > 0 ? shape[d] : 1);
     }
     return span;
+}
+
+static int64_t rand_view(lcx_tensor *t, lcx_dtype dt, int nd, const int64_t *shape, lcx_rng *rng)
+{
+    return rand_view_pad(t, dt, nd, shape, rng, 3);
 }
 
 /* mostly moderate values, some raw bit patterns (inf, NaN, subnormals, huge) */
@@ -184,9 +190,12 @@ static void test_cuda_merge_vs_scalar(void **state)
         int64_t span[64];
         double coeffs[64];
         const lcx_dtype odt = all_dts[iter % 3];
+        /* inputs of one dtype (odd iterations) or mixed; every view dense
+         * (one third of the iterations: one flat row) or padded */
+        const int padmax = iter % 3 == 1 ? 0 : 3;
         for (int32_t i = 0; i < n; i++) {
-            const lcx_dtype dt = inplace && i == 0 ? odt : all_dts[(iter / 3 + i) % 3];
-            span[i] = rand_view(&in[i], dt, nd, shape, &rng);
+            const lcx_dtype dt = inplace && i == 0 ? odt : all_dts[(iter / 3 + (iter % 2 ? 0 : i)) % 3];
+            span[i] = rand_view_pad(&in[i], dt, nd, shape, &rng, padmax);
             const size_t bytes = (size_t)span[i] * lcx_dtype_size(dt);
             h_in[i] = malloc(bytes);
             rand_fill(h_in[i], dt, span[i], &rng);
@@ -199,7 +208,7 @@ static void test_cuda_merge_vs_scalar(void **state)
             out = in[0];
             ospan = span[0];
         } else {
-            ospan = rand_view(&out, odt, nd, shape, &rng);
+            ospan = rand_view_pad(&out, odt, nd, shape, &rng, padmax);
         }
         const size_t ob = (size_t)ospan * lcx_dtype_size(odt);
         unsigned char *hc = malloc(ob), *hg = malloc(ob);
