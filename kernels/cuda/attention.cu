@@ -305,27 +305,25 @@ __global__ void __launch_bounds__(LCX_CA_THREADS) lcx_ca_merge_kernel(const lcx_
 }
 
 template <int RW, int NC>
-lcx_status ca_launch(const lcx_ca_args &a, size_t smem, unsigned grid, cudaStream_t st)
+lcx_status ca_launch(const lcx_ca_args &a, size_t smem, unsigned grid, lcx_cuda_state *s)
 {
-    if (smem > 48 * 1024)
-        LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_ca_forward_kernel<RW, NC>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    lcx_ca_forward_kernel<RW, NC><<<grid, LCX_CA_THREADS, smem, st>>>(a);
+    LCX_CUDA_TRY(lcx_cuda_smem_optin(s, (const void *)lcx_ca_forward_kernel<RW, NC>, smem));
+    lcx_ca_forward_kernel<RW, NC><<<grid, LCX_CA_THREADS, smem, s->stream>>>(a);
     return lcx_cuda_status(cudaGetLastError(), "attention kernel launch");
 }
 
 template <int RW>
-lcx_status ca_launch_nc(int nc, const lcx_ca_args &a, size_t smem, unsigned grid, cudaStream_t st)
+lcx_status ca_launch_nc(int nc, const lcx_ca_args &a, size_t smem, unsigned grid, lcx_cuda_state *s)
 {
     switch (nc) {
     case 1:
-        return ca_launch<RW, 1>(a, smem, grid, st);
+        return ca_launch<RW, 1>(a, smem, grid, s);
     case 2:
-        return ca_launch<RW, 2>(a, smem, grid, st);
+        return ca_launch<RW, 2>(a, smem, grid, s);
     case 4:
-        return ca_launch<RW, 4>(a, smem, grid, st);
+        return ca_launch<RW, 4>(a, smem, grid, s);
     default:
-        return ca_launch<RW, 8>(a, smem, grid, st);
+        return ca_launch<RW, 8>(a, smem, grid, s);
     }
 }
 
@@ -487,11 +485,11 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
     const unsigned grid = (unsigned)(total < (int64_t)1 << 30 ? total : (int64_t)1 << 30);
     lcx_status st;
     if (tc)
-        st = tc_launch(a, q->dtype == LCX_BF16, tc_warps, smem, grid, s->stream);
+        st = tc_launch(a, q->dtype == LCX_BF16, tc_warps, smem, grid, s);
     else if (BQ == 2 * LCX_CA_WARPS)
-        st = nc == 16 ? ca_launch<2, 16>(a, smem, grid, s->stream) : ca_launch_nc<2>(nc, a, smem, grid, s->stream);
+        st = nc == 16 ? ca_launch<2, 16>(a, smem, grid, s) : ca_launch_nc<2>(nc, a, smem, grid, s);
     else
-        st = ca_launch_nc<8>(nc, a, smem, grid, s->stream);
+        st = ca_launch_nc<8>(nc, a, smem, grid, s);
     if (st != LCX_OK || a.n_chunks == 1)
         return st;
     const int64_t rows = a.B * a.H * a.Sq;

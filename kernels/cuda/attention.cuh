@@ -236,7 +236,7 @@ __device__ inline int ca_runs(const lcx_ca_args &a, const ca_item &t, const int6
  * owns 16 * warps rows. */
 bool tc_available(int d, int bf16);
 size_t tc_smem_bytes(int d);
-lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, size_t smem, unsigned grid, cudaStream_t st);
+lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, size_t smem, unsigned grid, lcx_cuda_state *s);
 
 } // namespace lcx_ca
 

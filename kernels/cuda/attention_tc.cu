@@ -631,18 +631,17 @@ template <int D, int BF16> bool tc_built()
     return fa.ptxVersion >= 80;
 }
 
-template <int D, int BF16, int WARPS> lcx_status tc_go(const lcx_ca_args &a, size_t smem, unsigned grid, cudaStream_t st)
+template <int D, int BF16, int WARPS>
+lcx_status tc_go(const lcx_ca_args &a, size_t smem, unsigned grid, lcx_cuda_state *s)
 {
-    if (smem > 48 * 1024)
-        LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_ca_tc_kernel<D, BF16, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          (int)smem));
-    lcx_ca_tc_kernel<D, BF16, WARPS><<<grid, 32 * WARPS, smem, st>>>(a);
+    LCX_CUDA_TRY(lcx_cuda_smem_optin(s, (const void *)lcx_ca_tc_kernel<D, BF16, WARPS>, smem));
+    lcx_ca_tc_kernel<D, BF16, WARPS><<<grid, 32 * WARPS, smem, s->stream>>>(a);
     return lcx_cuda_status(cudaGetLastError(), "attention tensor-core kernel launch");
 }
 
-template <int D, int BF16> lcx_status tc_go_w(int warps, const lcx_ca_args &a, size_t smem, unsigned grid, cudaStream_t st)
+template <int D, int BF16> lcx_status tc_go_w(int warps, const lcx_ca_args &a, size_t smem, unsigned grid, lcx_cuda_state *s)
 {
-    return warps == 8 ? tc_go<D, BF16, 8>(a, smem, grid, st) : tc_go<D, BF16, 4>(a, smem, grid, st);
+    return warps == 8 ? tc_go<D, BF16, 8>(a, smem, grid, s) : tc_go<D, BF16, 4>(a, smem, grid, s);
 }
 
 } // namespace
@@ -667,21 +666,21 @@ bool tc_available(int d, int bf16)
     }
 }
 
-lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, size_t smem, unsigned grid, cudaStream_t st)
+lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, size_t smem, unsigned grid, lcx_cuda_state *s)
 {
     switch (a.D * 2 + (bf16 ? 1 : 0)) {
     case 64 * 2 + 1:
-        return tc_go_w<64, 1>(warps, a, smem, grid, st);
+        return tc_go_w<64, 1>(warps, a, smem, grid, s);
     case 64 * 2:
-        return tc_go_w<64, 0>(warps, a, smem, grid, st);
+        return tc_go_w<64, 0>(warps, a, smem, grid, s);
     case 96 * 2 + 1:
-        return tc_go_w<96, 1>(warps, a, smem, grid, st);
+        return tc_go_w<96, 1>(warps, a, smem, grid, s);
     case 96 * 2:
-        return tc_go_w<96, 0>(warps, a, smem, grid, st);
+        return tc_go_w<96, 0>(warps, a, smem, grid, s);
     case 128 * 2 + 1:
-        return tc_go_w<128, 1>(warps, a, smem, grid, st);
+        return tc_go_w<128, 1>(warps, a, smem, grid, s);
     default:
-        return tc_go_w<128, 0>(warps, a, smem, grid, st);
+        return tc_go_w<128, 0>(warps, a, smem, grid, s);
     }
 }
 

@@ -11,6 +11,10 @@
  * state's persistent device block. */
 #define LCX_CUDA_TABLE_BYTES (4 * 512 * 8)
 
+/* kernels whose shared-memory opt-in a state remembers (more are set
+ * before every launch) */
+#define LCX_CUDA_OPTIN_SLOTS 32
+
 /* pinned upload buffers in the staging ring */
 #define LCX_CUDA_STAGING_SLOTS 4
 
@@ -53,7 +57,39 @@ struct lcx_cuda_state {
      * tables (`tables`, LCX_CUDA_TABLE_BYTES) */
     unsigned long long *check;
     void *tables;
+    /* kernels given more than the default 48 KiB of dynamic shared memory
+     * on this device (cudaFuncSetAttribute), with the size: set once, not
+     * before every launch */
+    const void *optin_fn[LCX_CUDA_OPTIN_SLOTS];
+    int optin_bytes[LCX_CUDA_OPTIN_SLOTS];
+    int n_optin;
 };
+
+/* Before launching kernel f with `bytes` of dynamic shared memory: the
+ * opt-in above 48 KiB, where the state has not set this size or more for f
+ * yet (a driver call; the largest size set stays in force). */
+static inline cudaError_t lcx_cuda_smem_optin(lcx_cuda_state *s, const void *f, size_t bytes)
+{
+    if (bytes <= 48 * 1024)
+        return cudaSuccess;
+    int slot = -1;
+    for (int i = 0; i < s->n_optin && slot < 0; i++)
+        if (s->optin_fn[i] == f) {
+            if (s->optin_bytes[i] >= (int)bytes)
+                return cudaSuccess;
+            slot = i;
+        }
+    const cudaError_t e = cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (e != cudaSuccess)
+        return e;
+    if (slot < 0 && s->n_optin < LCX_CUDA_OPTIN_SLOTS)
+        slot = s->n_optin++;
+    if (slot >= 0) {
+        s->optin_fn[slot] = f;
+        s->optin_bytes[slot] = (int)bytes;
+    }
+    return cudaSuccess;
+}
 
 /* A failed call is reported and the thread's last-error slot cleared, so
  * that a later, unrelated call does not see it again (sticky errors stay

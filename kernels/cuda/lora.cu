@@ -748,9 +748,7 @@ template <int BM, int BN, int STAGES, int BF16>
 lcx_status lcx_mma_go(lcx_cuda_state *s, const lcx_lprob &P, int vec, dim3 grid)
 {
     constexpr size_t smem = (size_t)lcx_mma_cfg<BM, BN, STAGES>::SMEM;
-    if (smem > 48 * 1024)
-        LCX_CUDA_TRY(cudaFuncSetAttribute(lcx_lora_mma_kernel<BM, BN, STAGES, BF16>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    LCX_CUDA_TRY(lcx_cuda_smem_optin(s, (const void *)lcx_lora_mma_kernel<BM, BN, STAGES, BF16>, smem));
     lcx_lora_mma_kernel<BM, BN, STAGES, BF16><<<grid, LCX_LORA_THREADS, smem, s->stream>>>(P, vec);
     return lcx_launched("lora mma kernel launch");
 }
