@@ -1039,11 +1039,12 @@ typedef struct att_case {
     int64_t plant_q;   /* >= 0: q of this row (batch 0, head 0) gets NaN in column 0 */
     int64_t plant_k;   /* >= 0: k of this key (batch 0, kv head 0) gets NaN in column 3 */
     int pv16;          /* lcx_attention_params.pv_16bit */
+    int ramp_qk;       /* q = (16, 1, 0...), k of key j = (j / 16, j % 16, 0...): score of key j = j */
 } att_case;
 
 static att_case att_base(void)
 {
-    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0, -1, 0, -1, -1, 0};
+    att_case c = {1, 17, 17, 4, 2, 64, 64, 0, -1, 0, 0, 0, LCX_F32, LCX_F32, LCX_F32, LCX_F32, NULL, NULL, 0, -1, 0, -1, -1, 0, 0};
     return c;
 }
 
@@ -1100,11 +1101,30 @@ static void att_check(const att_case *c, const att_t *Q, const att_t *K, const a
     free(ref);
 }
 
+/* A's values replaced: key rows (keys 1) (j / 16, j % 16, 0...) for
+ * position j, query rows (16, 1, 0...): exact in every dtype, and every
+ * path computes the scores j exactly (distinct: one largest per row) */
+static void att_ramp(att_t *A, int64_t b, int64_t s, int64_t h, int64_t d, int keys)
+{
+    for (int64_t x = 0; x < b * s * h * d; x++) {
+        const int64_t e = x % d, hh = x / d % h, ss = x / d / h % s, bb = x / d / h / s;
+        const double v = e > 1 ? 0 : keys ? (e ? ss % 16 : ss / 16) : (e ? 1 : 16);
+        A->x[x] = v;
+        lcx_store_elem(A->h, (int32_t)A->t.dtype,
+                       (size_t)(bb * A->t.stride[0] + ss * A->t.stride[1] + hh * A->t.stride[2] + e), (float)v);
+    }
+    to_dev(A->d, A->h, A->bytes);
+}
+
 static void att_run(const att_case *c, lcx_rng *rng, const char *what)
 {
     att_t Q, K, V, O;
     att_make(&Q, c->dq, c->B, c->Sq, c->H, c->D, c->pad, rng, 1.5, 0);
     att_make(&K, c->dk, c->B, c->Sk, c->Hkv, c->D, c->pad, rng, 1.5, 0);
+    if (c->ramp_qk) {
+        att_ramp(&Q, c->B, c->Sq, c->H, c->D, 0);
+        att_ramp(&K, c->B, c->Sk, c->Hkv, c->D, 1);
+    }
     att_make(&V, c->dv, c->B, c->Sk, c->Hkv, c->Dv, c->pad, rng, 1.0, 0);
     att_make(&O, c->dout, c->B, c->Sq, c->H, c->Dv, c->pad, rng, 1.0, 1);
     if (c->plant_key >= 0) {
@@ -1838,6 +1858,26 @@ static void test_cuda_attention_tensor_cores(void **state)
         att_run(&c, &rng, "cuda attention: NaN in q or k");
     }
     att_overflow(&rng);
+    /* huge but finite scaled scores (scale 1e7, 1e9: the weight of a row's
+     * largest score is 1, every other 0): exact, distinct scores on every
+     * path (prefill, key-split decode, SIMT) */
+    const struct {
+        int64_t Sq, Sk, D;
+        lcx_dtype dt;
+        double scale;
+    } hs[4] = {{70, 70, 64, LCX_F16, 1e7}, {70, 70, 64, LCX_BF16, 1e9}, {1, 300, 128, LCX_BF16, 1e9},
+               {40, 40, 64, LCX_F32, 1e9}};
+    for (int x = 0; x < 4; x++) {
+        att_case c = att_base();
+        c.dq = c.dk = c.dv = c.dout = hs[x].dt;
+        c.Sq = hs[x].Sq;
+        c.Sk = hs[x].Sk;
+        c.D = c.Dv = hs[x].D;
+        c.causal = 1;
+        c.scale = hs[x].scale;
+        c.ramp_qk = 1;
+        att_run(&c, &rng, "cuda attention: huge finite scores");
+    }
 }
 
 /* LongLoRA's golden S2-Attn outputs (and full causal outputs) on the GPU:
@@ -2942,6 +2982,34 @@ static void test_cuda_second_device(void **state)
     assert_int_equal(dev, 0);
 }
 
+/* The shared-memory opt-in of a kernel is a property of the device, shared
+ * by every context there: a second context asking for less must not lower
+ * it under the first (SIMT attention, f32: its shared memory grows with the
+ * head dim; d = 256 needs more than d = 192, both over 48 KiB) */
+static void test_cuda_smem_optin_shared(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 305);
+    lcx_context_options o;
+    lcx_context_options_default(&o);
+    o.device = LCX_DEVICE_CUDA;
+    lcx_context *c2 = NULL, *const first = gpu;
+    if (lcx_context_create(&o, &c2) != LCX_OK)
+        lcx_fail_msg("second context: %s", lcx_last_error());
+    const int64_t dims[3] = {256, 192, 256};
+    for (int x = 0; x < 3; x++) {
+        att_case c = att_base();
+        c.Sq = c.Sk = 40;
+        c.D = c.Dv = dims[x];
+        c.causal = 1;
+        gpu = x == 1 ? c2 : first;
+        att_run(&c, &rng, "cuda attention: two contexts, growing and shrinking shared memory");
+    }
+    gpu = first;
+    lcx_context_destroy(c2);
+}
+
 /* a context on a stream the test owns */
 static lcx_context *ctx_on_stream(void *stream)
 {
@@ -3350,6 +3418,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cuda_attention_golden),
         cmocka_unit_test(test_cuda_thread_state_kept),
         cmocka_unit_test(test_cuda_second_device),
+        cmocka_unit_test(test_cuda_smem_optin_shared),
         cmocka_unit_test(test_cuda_caller_stream_order),
         cmocka_unit_test(test_cuda_graph_capture),
         cmocka_unit_test(test_cuda_misaligned),

@@ -133,6 +133,7 @@ template <int D, int LD, int NT, int ROWS>
 __device__ __forceinline__ void tc_stage_rows(uint16_t *dst, const uint16_t *src, int64_t stride, int n, int vec)
 {
     constexpr int CH = D / 8;
+    static_assert(ROWS == LCX_TC_BK, "tc_own_nonfinite reads back the rows of a whole tile");
     if constexpr (NT % CH == 0 && ROWS % (NT / CH) == 0) {
         if (vec) {
             constexpr int RP = NT / CH; /* rows per pass */
@@ -395,13 +396,27 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                             }
                             m[hr] = mn;
                         }
-                        if (live) {
+                        /* the FMA skips the rounding of s xs, so the row's
+                         * largest weight is 2^d with |d| <= ulp(m) / 2, not 1:
+                         * harmless (<= 2^(1/32)) while |m| < 2^20; past that
+                         * (scores of such size only come from huge scales)
+                         * the rounded product keeps the largest weight 1 */
+                        if (live && (SC || fabsf(mn) < 0x1p20f)) {
 #pragma unroll
                             for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                                 for (int e = 0; e < 2; e++) { /* masked: 2^-inf = 0 */
                                     const float x = s[nt][2 * hr + e];
                                     const float p = SC ? lcx_ex2(x - mn) : lcx_ex2(fmaf(x, a.xs, -mn));
+                                    l[hr] += p;
+                                    s[nt][2 * hr + e] = p;
+                                }
+                        } else if (live) {
+#pragma unroll
+                            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                                for (int e = 0; e < 2; e++) {
+                                    const float p = lcx_ex2(__fsub_rn(__fmul_rn(s[nt][2 * hr + e], a.xs), mn));
                                     l[hr] += p;
                                     s[nt][2 * hr + e] = p;
                                 }

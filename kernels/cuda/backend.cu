@@ -1,9 +1,42 @@
 /* CUDA backend: device selection, stream ownership, synchronisation and the
  * op -> kernel name list. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda_check.cuh"
+
+static pthread_mutex_t lcx_optin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+cudaError_t lcx_cuda_smem_optin(lcx_cuda_state *s, const void *f, size_t bytes)
+{
+    if (bytes <= 48 * 1024)
+        return cudaSuccess;
+    int slot = -1;
+    for (int i = 0; i < s->n_optin && slot < 0; i++)
+        if (s->optin_fn[i] == f) {
+            if (s->optin_bytes[i] >= (int)bytes)
+                return cudaSuccess;
+            slot = i;
+        }
+    cudaFuncAttributes fa;
+    pthread_mutex_lock(&lcx_optin_lock);
+    cudaError_t e = cudaFuncGetAttributes(&fa, f);
+    if (e == cudaSuccess && fa.maxDynamicSharedSizeBytes < (int)bytes) {
+        e = cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+        fa.maxDynamicSharedSizeBytes = (int)bytes;
+    }
+    pthread_mutex_unlock(&lcx_optin_lock);
+    if (e != cudaSuccess)
+        return e;
+    if (slot < 0 && s->n_optin < LCX_CUDA_OPTIN_SLOTS)
+        slot = s->n_optin++;
+    if (slot >= 0) {
+        s->optin_fn[slot] = f;
+        s->optin_bytes[slot] = fa.maxDynamicSharedSizeBytes;
+    }
+    return cudaSuccess;
+}
 
 namespace {
 /* The driver's cuCtxGetCurrent and cuCtxSetCurrent (CUresult is an

@@ -66,30 +66,11 @@ struct lcx_cuda_state {
 };
 
 /* Before launching kernel f with `bytes` of dynamic shared memory: the
- * opt-in above 48 KiB, where the state has not set this size or more for f
- * yet (a driver call; the largest size set stays in force). */
-static inline cudaError_t lcx_cuda_smem_optin(lcx_cuda_state *s, const void *f, size_t bytes)
-{
-    if (bytes <= 48 * 1024)
-        return cudaSuccess;
-    int slot = -1;
-    for (int i = 0; i < s->n_optin && slot < 0; i++)
-        if (s->optin_fn[i] == f) {
-            if (s->optin_bytes[i] >= (int)bytes)
-                return cudaSuccess;
-            slot = i;
-        }
-    const cudaError_t e = cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (e != cudaSuccess)
-        return e;
-    if (slot < 0 && s->n_optin < LCX_CUDA_OPTIN_SLOTS)
-        slot = s->n_optin++;
-    if (slot >= 0) {
-        s->optin_fn[slot] = f;
-        s->optin_bytes[slot] = (int)bytes;
-    }
-    return cudaSuccess;
-}
+ * opt-in above 48 KiB (cudaFuncSetAttribute, a driver call). The attribute
+ * belongs to the kernel on the device, shared by every state there, so it
+ * is only ever raised (under a process-wide lock); a state that has seen it
+ * at `bytes` or more for f skips the calls from then on. */
+cudaError_t lcx_cuda_smem_optin(lcx_cuda_state *s, const void *f, size_t bytes);
 
 /* A failed call is reported and the thread's last-error slot cleared, so
  * that a later, unrelated call does not see it again (sticky errors stay

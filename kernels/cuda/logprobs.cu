@@ -1,8 +1,8 @@
 /* CUDA per-token log-probabilities and impact scores: one block per row,
- * a max reduction (with NaN and +inf detection), then the sum of
- * exp(x - max) accumulated in double, with the special-value rules of
- * lib/logprobs.c. Targets are checked on the device before anything is
- * written. */
+ * one pass over the row (a running maximum and sum of exp(x - max) per
+ * thread, in double, joined in a fixed order; NaN and +inf noted apart),
+ * with the special-value rules of lib/logprobs.c. Targets are checked on
+ * the device before anything is written. */
 #include <math.h>
 #include <stdint.h>
 
@@ -50,75 +50,106 @@ __device__ __forceinline__ const void *lcx_lp_row(const lcx_lp_view &v, int64_t 
     return (const char *)v.data + off * (v.dtype == 0 ? 4 : 2);
 }
 
-/* log-probability of `target` in one row; every thread of the block calls
- * it and gets the same value */
+/* element j of a row of dtype DT (0 f32, 1 f16, 2 bf16) as f32 (exact) */
+template <int DT> __device__ __forceinline__ float lcx_lp_ld(const void *p, int64_t j)
+{
+    if constexpr (DT == 0)
+        return static_cast<const float *>(p)[j];
+    else if constexpr (DT == 2)
+        return lcx_bits_f32(lcx_bf16_to_f32_bits(static_cast<const uint16_t *>(p)[j]));
+    else
+        return lcx_bits_f32(lcx_f16_to_f32_bits(static_cast<const uint16_t *>(p)[j]));
+}
+
+/* (m, s) of two partial sums s = sum exp(x - m) as one, in double (a part
+ * with m = -inf holds nothing) */
+__device__ __forceinline__ void lcx_lp_join(float &m, double &s, float m2, double s2)
+{
+    const float mn = m2 > m ? m2 : m;
+    const double a = m == -INFINITY ? 0.0 : s * exp((double)m - (double)mn);
+    const double b = m2 == -INFINITY ? 0.0 : s2 * exp((double)m2 - (double)mn);
+    m = mn;
+    s = a + b;
+}
+
+/* log-probability of `target` in one row, reading the row once: each
+ * thread keeps a running maximum m and sum s = sum exp(x - m) over its
+ * elements (rescaled when m grows, as the CPU's blocked pass does per
+ * block), with NaN and +inf noted apart; the threads' parts are joined in a
+ * fixed order. Every thread of the block calls it and gets the same value */
+template <int DT>
 __device__ double lcx_lp_row_logprob(const lcx_lp_view &v, int64_t row, int64_t target, int64_t vocab,
                                      lcx_lp_smem &sm)
 {
     const void *p = lcx_lp_row(v, row);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float m = -INFINITY;
+    double s = 0;
     int32_t nan = 0;
     long long ninf = 0;
     for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-        const float x = lcx_load_elem(p, v.dtype, (size_t)j);
-        if (x != x)
+        const float x = lcx_lp_ld<DT>(p, j);
+        if (x != x) {
             nan = 1;
-        else {
-            m = fmaxf(m, x);
-            ninf += x == INFINITY;
+        } else if (x == INFINITY) {
+            ninf++;
+        } else if (x != -INFINITY) { /* -inf adds nothing */
+            if (x > m) {
+                s *= exp((double)m - (double)x); /* 0 while m is -inf (s is 0 then) */
+                m = x;
+            }
+            s += (double)expf(x - m);
         }
     }
     for (int o = 16; o > 0; o >>= 1) {
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+        const double s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        lcx_lp_join(m, s, m2, s2);
         nan |= __shfl_xor_sync(0xffffffffu, nan, o);
         ninf += __shfl_xor_sync(0xffffffffu, ninf, o);
     }
     if (lane == 0) {
         sm.m[warp] = m;
+        sm.s[warp] = s;
         sm.nan[warp] = nan;
         sm.ninf[warp] = ninf;
     }
     __syncthreads();
     if (threadIdx.x == 0) {
         for (int w = 1; w < (int)(blockDim.x >> 5); w++) {
-            m = fmaxf(m, sm.m[w]);
+            lcx_lp_join(m, s, sm.m[w], sm.s[w]);
             nan |= sm.nan[w];
             ninf += sm.ninf[w];
         }
         sm.bm = m;
+        sm.bs = s;
         sm.bnan = nan;
         sm.bninf = ninf;
     }
     __syncthreads();
     m = sm.bm;
+    s = sm.bs;
     nan = sm.bnan;
     ninf = sm.bninf;
-    __syncthreads(); /* the block values are read before the next reduction reuses them */
+    __syncthreads(); /* the block values are read before the next row reuses them */
     if (target < 0 || nan)
         return NAN;
-    const float xt = lcx_load_elem(p, v.dtype, (size_t)target);
+    const float xt = lcx_lp_ld<DT>(p, target);
     if (ninf) /* +inf entries share all the mass */
         return xt == INFINITY ? -log((double)ninf) : -INFINITY;
-    if (m == -INFINITY)
+    if (!(s > 0))
         return NAN; /* every logit -inf: no distribution */
-    double s = 0;
-    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
-        s += (double)expf(lcx_load_elem(p, v.dtype, (size_t)j) - m);
-    for (int o = 16; o > 0; o >>= 1)
-        s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (lane == 0)
-        sm.s[warp] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
-            s += sm.s[w];
-        sm.bs = s;
-    }
-    __syncthreads();
-    s = sm.bs;
-    __syncthreads();
     return (double)xt - (double)m - log(s);
+}
+
+__device__ __forceinline__ double lcx_lp_logprob(const lcx_lp_view &v, int64_t row, int64_t target, int64_t vocab,
+                                                 lcx_lp_smem &sm)
+{
+    if (v.dtype == 0)
+        return lcx_lp_row_logprob<0>(v, row, target, vocab, sm);
+    if (v.dtype == 2)
+        return lcx_lp_row_logprob<2>(v, row, target, vocab, sm);
+    return lcx_lp_row_logprob<1>(v, row, target, vocab, sm);
 }
 
 __global__ void __launch_bounds__(LCX_LP_THREADS) lcx_logprobs_kernel(const lcx_lp_args a)
@@ -128,9 +159,9 @@ __global__ void __launch_bounds__(LCX_LP_THREADS) lcx_logprobs_kernel(const lcx_
         return;
     for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
         const int64_t t = a.targets[r];
-        double v = lcx_lp_row_logprob(a.x[0], r, t, a.vocab, sm);
+        double v = lcx_lp_logprob(a.x[0], r, t, a.vocab, sm);
         if (a.two)
-            v = lcx_lp_row_logprob(a.x[1], r, t, a.vocab, sm) - v;
+            v = lcx_lp_logprob(a.x[1], r, t, a.vocab, sm) - v;
         if (threadIdx.x == 0)
             a.out[r] = (float)v;
     }

@@ -494,14 +494,15 @@ inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev)
     return cudaSuccess;
 }
 /* the PTX version a kernel was built from: sm_90 code, or sm_70 with SM80=0 */
-struct cudaFuncAttributes { int ptxVersion, binaryVersion; };
+struct cudaFuncAttributes { int ptxVersion, binaryVersion, maxDynamicSharedSizeBytes; };
+inline std::map<const void *, int> &emu_func_maxdyn() { static std::map<const void *, int> m; return m; }
 template <class F> cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *a, F *f)
 {
-    (void)f;
     a->ptxVersion = a->binaryVersion = LCX_EMU_SM80 ? 90 : 70;
+    const auto it = emu_func_maxdyn().find((const void *)f);
+    a->maxDynamicSharedSizeBytes = it == emu_func_maxdyn().end() ? 48 * 1024 : it->second;
     return cudaSuccess;
 }
-inline std::map<const void *, int> &emu_func_maxdyn() { static std::map<const void *, int> m; return m; }
 template <class F> cudaError_t cudaFuncSetAttribute(F *f, cudaFuncAttribute attr, int v)
 {
     if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > emu_optin()) return cudaErrorInvalidValue;
