@@ -356,6 +356,12 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
 #pragma unroll
                     for (int hr = 0; hr < 2; hr++) {
                         float mx = -INFINITY;
+                        /* masks: the row's visible intervals relative to the
+                         * tile, clamped to [-1, BK] (empty: l > h) */
+                        const int r = hr ? r1 : r0, nvr = MASK ? rnv[r] : 0;
+                        auto rel = [&](int64_t v) { return (int)(v < kb - 1 ? -1 : v > kb + BK ? BK : v - kb); };
+                        const int l0 = nvr >= 1 ? rel(rlo[r][0]) : BK, h0 = nvr >= 1 ? rel(rhi[r][0]) : -1;
+                        const int l1 = nvr >= 2 ? rel(rlo[r][1]) : BK, h1 = nvr >= 2 ? rel(rhi[r][1]) : -1;
 #pragma unroll
                         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
@@ -364,12 +370,9 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                                 if constexpr (SC)
                                     x = a.xc * tanhf(x * a.xs);
                                 if constexpr (MASK) { /* key split: only this warp's 16 keys (s[0], s[1]) */
-                                    const int64_t j = kb + (ks ? warp * 16 : 0) + nt * 8 + 2 * tq + e;
-                                    const int r = hr ? r1 : r0;
-                                    bool vis = rnv[r] >= 1 && j - kb < nk && j >= rlo[r][0] && j <= rhi[r][0];
-                                    if (rnv[r] > 1)
-                                        vis = vis || (j - kb < nk && j >= rlo[r][1] && j <= rhi[r][1]);
-                                    vis = vis && (!ks || nt < 2);
+                                    const int jj = (ks ? warp * 16 : 0) + nt * 8 + 2 * tq + e;
+                                    const bool vis = jj < nk && ((jj >= l0 && jj <= h0) || (jj >= l1 && jj <= h1)) &&
+                                                     (!ks || nt < 2);
                                     x = vis ? x : -INFINITY;
                                 }
                                 mx = lcx_fmax_nan(mx, x);
