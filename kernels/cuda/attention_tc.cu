@@ -447,11 +447,9 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                     const uint16_t *const vq =
                         Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8;
                     uint32_t ah[4], al[4];
-                    if (a.pv16 && !vbad) { /* P rounded to 16 bits: hi only */
-                        ah[0] = lcx_pack2_rn<BF16>(p0[0] * PS, p0[1] * PS);
-                        ah[1] = lcx_pack2_rn<BF16>(p0[2] * PS, p0[3] * PS);
-                        ah[2] = lcx_pack2_rn<BF16>(p1[0] * PS, p1[1] * PS);
-                        ah[3] = lcx_pack2_rn<BF16>(p1[2] * PS, p1[3] * PS);
+                    /* V without inf/NaN: every 16 columns on tensor cores,
+                     * with the lo half of P or without */
+                    auto clean = [&](auto with_lo) {
 #pragma unroll
                         for (int vp = 0; vp < VN / 2; vp++) {
                             uint32_t vf[4];
@@ -459,7 +457,18 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                             const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
                             lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
                             lcx_mma16816<BF16>(acc[2 * vp + 1], ah, b1);
+                            if constexpr (decltype(with_lo)::value) {
+                                lcx_mma16816<BF16>(acc[2 * vp], al, b0);
+                                lcx_mma16816<BF16>(acc[2 * vp + 1], al, b1);
+                            }
                         }
+                    };
+                    if (a.pv16 && !vbad) { /* P rounded to 16 bits: hi only */
+                        ah[0] = lcx_pack2_rn<BF16>(p0[0] * PS, p0[1] * PS);
+                        ah[1] = lcx_pack2_rn<BF16>(p0[2] * PS, p0[3] * PS);
+                        ah[2] = lcx_pack2_rn<BF16>(p1[0] * PS, p1[1] * PS);
+                        ah[3] = lcx_pack2_rn<BF16>(p1[2] * PS, p1[3] * PS);
+                        clean(std::false_type());
                         return;
                     }
                     /* hi (the pv_16bit rounding) and lo */
@@ -468,16 +477,7 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                     tc_split<BF16>(p1[0] * PS, p1[1] * PS, ah[2], al[2]);
                     tc_split<BF16>(p1[2] * PS, p1[3] * PS, ah[3], al[3]);
                     if (!vbad) {
-#pragma unroll
-                        for (int vp = 0; vp < VN / 2; vp++) {
-                            uint32_t vf[4];
-                            lcx_ldsm_x4_trans(vf, vq + vp * 16);
-                            const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
-                            lcx_mma16816<BF16>(acc[2 * vp], ah, b0);
-                            lcx_mma16816<BF16>(acc[2 * vp + 1], ah, b1);
-                            lcx_mma16816<BF16>(acc[2 * vp], al, b0);
-                            lcx_mma16816<BF16>(acc[2 * vp + 1], al, b1);
-                        }
+                        clean(std::true_type());
                         return;
                     }
                     /* V of this tile holds inf or NaN somewhere (vbad is the

@@ -4,7 +4,7 @@
 #include <stdint.h>
 
 #include "cuda_check.cuh"
-#include "../common/fp_bits.h"
+#include "elem.cuh"
 
 namespace {
 
@@ -13,34 +13,6 @@ struct lcx_cvt_dims {
     int64_t sstride[4];
     int64_t dstride[4];
 };
-
-template <lcx_dtype S> __device__ __forceinline__ float lcx_load(const void *p, int64_t i);
-template <> __device__ __forceinline__ float lcx_load<LCX_F32>(const void *p, int64_t i)
-{
-    return static_cast<const float *>(p)[i];
-}
-template <> __device__ __forceinline__ float lcx_load<LCX_BF16>(const void *p, int64_t i)
-{
-    return lcx_bits_f32(lcx_bf16_to_f32_bits(static_cast<const uint16_t *>(p)[i]));
-}
-template <> __device__ __forceinline__ float lcx_load<LCX_F16>(const void *p, int64_t i)
-{
-    return lcx_bits_f32(lcx_f16_to_f32_bits(static_cast<const uint16_t *>(p)[i]));
-}
-
-template <lcx_dtype D> __device__ __forceinline__ void lcx_store(void *p, int64_t i, float x);
-template <> __device__ __forceinline__ void lcx_store<LCX_F32>(void *p, int64_t i, float x)
-{
-    static_cast<float *>(p)[i] = x;
-}
-template <> __device__ __forceinline__ void lcx_store<LCX_BF16>(void *p, int64_t i, float x)
-{
-    static_cast<uint16_t *>(p)[i] = lcx_f32_to_bf16_bits(lcx_f32_bits(x));
-}
-template <> __device__ __forceinline__ void lcx_store<LCX_F16>(void *p, int64_t i, float x)
-{
-    static_cast<uint16_t *>(p)[i] = lcx_f32_to_f16_bits(lcx_f32_bits(x));
-}
 
 /* grid-stride over rows (blockIdx.y and beyond) and the inner dimension */
 template <lcx_dtype S, lcx_dtype D>

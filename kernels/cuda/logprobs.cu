@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "cuda_check.cuh"
+#include "elem.cuh"
 #include "../common/fp_bits.h"
 
 #define LCX_LP_THREADS 256
@@ -50,17 +51,6 @@ __device__ __forceinline__ const void *lcx_lp_row(const lcx_lp_view &v, int64_t 
     return (const char *)v.data + off * (v.dtype == 0 ? 4 : 2);
 }
 
-/* element j of a row of dtype DT (0 f32, 1 f16, 2 bf16) as f32 (exact) */
-template <int DT> __device__ __forceinline__ float lcx_lp_ld(const void *p, int64_t j)
-{
-    if constexpr (DT == 0)
-        return static_cast<const float *>(p)[j];
-    else if constexpr (DT == 2)
-        return lcx_bits_f32(lcx_bf16_to_f32_bits(static_cast<const uint16_t *>(p)[j]));
-    else
-        return lcx_bits_f32(lcx_f16_to_f32_bits(static_cast<const uint16_t *>(p)[j]));
-}
-
 /* (m, s) of two partial sums s = sum exp(x - m) as one, in double (a part
  * with m = -inf holds nothing) */
 __device__ __forceinline__ void lcx_lp_join(float &m, double &s, float m2, double s2)
@@ -88,7 +78,7 @@ __device__ double lcx_lp_row_logprob(const lcx_lp_view &v, int64_t row, int64_t 
     int32_t nan = 0;
     long long ninf = 0;
     for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-        const float x = lcx_lp_ld<DT>(p, j);
+        const float x = lcx_load<DT>(p, j);
         if (x != x) {
             nan = 1;
         } else if (x == INFINITY) {
@@ -134,7 +124,7 @@ __device__ double lcx_lp_row_logprob(const lcx_lp_view &v, int64_t row, int64_t 
     __syncthreads(); /* the block values are read before the next row reuses them */
     if (target < 0 || nan)
         return NAN;
-    const float xt = lcx_lp_ld<DT>(p, target);
+    const float xt = lcx_load<DT>(p, target);
     if (ninf) /* +inf entries share all the mass */
         return xt == INFINITY ? -log((double)ninf) : -INFINITY;
     if (!(s > 0))

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "cuda_check.cuh"
+#include "elem.cuh"
 #include "../common/fp_bits.h"
 
 #define LCX_CUDA_MERGE_MAX 64
@@ -24,16 +25,11 @@ struct lcx_merge_args {
     int32_t ddt;
 };
 
-/* element i of a buffer of dtype DT (0 f32, 1 f16, 2 bf16; -1: the
- * runtime dtype dt), widened to f32 exactly */
+/* element i of an input of dtype DT, or of the runtime dtype dt (DT -1) */
 template <int DT> __device__ __forceinline__ float lcx_merge_ld(const char *p, int64_t i, int32_t dt)
 {
-    if constexpr (DT == 0)
-        return reinterpret_cast<const float *>(p)[i];
-    else if constexpr (DT == 1)
-        return lcx_bits_f32(lcx_f16_to_f32_bits(reinterpret_cast<const uint16_t *>(p)[i]));
-    else if constexpr (DT == 2)
-        return lcx_bits_f32(lcx_bf16_to_f32_bits(reinterpret_cast<const uint16_t *>(p)[i]));
+    if constexpr (DT >= 0)
+        return lcx_load<DT>(p, i);
     else
         return lcx_load_elem(p, dt, (size_t)i);
 }
@@ -65,12 +61,7 @@ __global__ void __launch_bounds__(256) lcx_merge_kernel(const lcx_merge_args a, 
             float acc = 0.0f;
             for (int32_t k = 0; k < a.n; k++)
                 acc = __fmaf_rn(a.coeff[k], lcx_merge_ld<SDT>(rowp[k], i, a.sdt[k]), acc);
-            if constexpr (DDT == 0)
-                static_cast<float *>(a.dst)[dof + i] = acc;
-            else if constexpr (DDT == 1)
-                static_cast<uint16_t *>(a.dst)[dof + i] = lcx_f32_to_f16_bits(lcx_f32_bits(acc));
-            else
-                static_cast<uint16_t *>(a.dst)[dof + i] = lcx_f32_to_bf16_bits(lcx_f32_bits(acc));
+            lcx_store<DDT>(a.dst, dof + i, acc);
         }
     }
 }

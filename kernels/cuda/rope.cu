@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cuda_check.cuh"
+#include "elem.cuh"
 #include "../common/fp_bits.h"
 #include "../common/rope_common.h"
 
@@ -73,28 +74,6 @@ __device__ __forceinline__ void lcx_rope_cs_turns(uint64_t turns, int64_t pos, f
     *s = __fmul_rn(a, sv);
 }
 
-/* element j of a row of dtype DT (0 f32, 1 f16, 2 bf16) as f32, and back
- * rounded to nearest even (the bit-exact helpers of fp_bits.h) */
-template <int DT> __device__ __forceinline__ float lcx_rope_ld(const char *p, size_t j)
-{
-    if constexpr (DT == 0)
-        return reinterpret_cast<const float *>(p)[j];
-    else if constexpr (DT == 2)
-        return lcx_bits_f32(lcx_bf16_to_f32_bits(reinterpret_cast<const uint16_t *>(p)[j]));
-    else
-        return lcx_bits_f32(lcx_f16_to_f32_bits(reinterpret_cast<const uint16_t *>(p)[j]));
-}
-
-template <int DT> __device__ __forceinline__ void lcx_rope_st(char *p, size_t j, float x)
-{
-    if constexpr (DT == 0)
-        reinterpret_cast<float *>(p)[j] = x;
-    else if constexpr (DT == 2)
-        reinterpret_cast<uint16_t *>(p)[j] = lcx_f32_to_bf16_bits(lcx_f32_bits(x));
-    else
-        reinterpret_cast<uint16_t *>(p)[j] = lcx_f32_to_f16_bits(lcx_f32_bits(x));
-}
-
 /* every (head, pair) of one token of view v, rotated by the block's tables:
  * thread t starts at w = t (head w / n, pair w % n) and steps w by the
  * block size as a (head, pair) carry, so no element pays an index division */
@@ -114,10 +93,10 @@ __device__ __forceinline__ void lcx_rope_rows(const lcx_rope_view &v, int64_t b,
     const int32_t xm = interleaved ? 2 * (int32_t)es : (int32_t)es, yo = interleaved ? (int32_t)es : n * (int32_t)es;
     while (h < v.heads) {
         char *const px = hp + i * xm, *const py = px + yo;
-        const float x = lcx_rope_ld<DT>(px, 0), y = lcx_rope_ld<DT>(py, 0);
+        const float x = lcx_load<DT>(px, 0), y = lcx_load<DT>(py, 0);
         const float c = sc[i], sn = ss[i];
-        lcx_rope_st<DT>(px, 0, __fsub_rn(__fmul_rn(x, c), __fmul_rn(y, sn)));
-        lcx_rope_st<DT>(py, 0, __fadd_rn(__fmul_rn(y, c), __fmul_rn(x, sn)));
+        lcx_store<DT>(px, 0, __fsub_rn(__fmul_rn(x, c), __fmul_rn(y, sn)));
+        lcx_store<DT>(py, 0, __fadd_rn(__fmul_rn(y, c), __fmul_rn(x, sn)));
         i += di;
         h += dh;
         hp += dstep;

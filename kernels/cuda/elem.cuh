@@ -1,0 +1,34 @@
+/* Element access by dtype known at compile time (lcx_dtype: f32, f16,
+ * bf16) for the element-wise CUDA kernels: widened to f32 exactly, stored
+ * rounded to nearest even, with the bit-exact helpers of
+ * kernels/common/fp_bits.h that the CPU uses (same values, same NaN
+ * payloads). A kernel picks the instance once per view, not per element. */
+#ifndef LCX_CUDA_ELEM_CUH
+#define LCX_CUDA_ELEM_CUH
+
+#include <stdint.h>
+
+#include "../common/fp_bits.h"
+#include "longctx/common.h"
+
+template <int DT> __device__ __forceinline__ float lcx_load(const void *p, int64_t i)
+{
+    if constexpr (DT == LCX_F32)
+        return static_cast<const float *>(p)[i];
+    else if constexpr (DT == LCX_BF16)
+        return lcx_bits_f32(lcx_bf16_to_f32_bits(static_cast<const uint16_t *>(p)[i]));
+    else
+        return lcx_bits_f32(lcx_f16_to_f32_bits(static_cast<const uint16_t *>(p)[i]));
+}
+
+template <int DT> __device__ __forceinline__ void lcx_store(void *p, int64_t i, float x)
+{
+    if constexpr (DT == LCX_F32)
+        static_cast<float *>(p)[i] = x;
+    else if constexpr (DT == LCX_BF16)
+        static_cast<uint16_t *>(p)[i] = lcx_f32_to_bf16_bits(lcx_f32_bits(x));
+    else
+        static_cast<uint16_t *>(p)[i] = lcx_f32_to_f16_bits(lcx_f32_bits(x));
+}
+
+#endif
