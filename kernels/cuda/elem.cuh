@@ -1,8 +1,10 @@
 /* Element access by dtype known at compile time (lcx_dtype: f32, f16,
  * bf16) for the element-wise CUDA kernels: widened to f32 exactly, stored
- * rounded to nearest even, with the bit-exact helpers of
- * kernels/common/fp_bits.h that the CPU uses (same values, same NaN
- * payloads). A kernel picks the instance once per view, not per element. */
+ * rounded to nearest even, with the values and NaN payloads of the
+ * bit-exact helpers of kernels/common/fp_bits.h that the CPU uses. f16
+ * converts with the cvt instructions (the software forms take a dozen
+ * instructions and branches), NaN through the software rule. A kernel
+ * picks the instance once per view, not per element. */
 #ifndef LCX_CUDA_ELEM_CUH
 #define LCX_CUDA_ELEM_CUH
 
@@ -10,6 +12,7 @@
 
 #include "../common/fp_bits.h"
 #include "longctx/common.h"
+#include "mma.cuh"
 
 template <int DT> __device__ __forceinline__ float lcx_load(const void *p, int64_t i)
 {
@@ -17,8 +20,12 @@ template <int DT> __device__ __forceinline__ float lcx_load(const void *p, int64
         return static_cast<const float *>(p)[i];
     else if constexpr (DT == LCX_BF16)
         return lcx_bits_f32(lcx_bf16_to_f32_bits(static_cast<const uint16_t *>(p)[i]));
-    else
-        return lcx_bits_f32(lcx_f16_to_f32_bits(static_cast<const uint16_t *>(p)[i]));
+    else {
+        const uint16_t h = static_cast<const uint16_t *>(p)[i];
+        if ((h & 0x7fffu) > 0x7c00u) /* NaN: quiet, payload kept */
+            return lcx_bits_f32(lcx_f16_to_f32_bits(h));
+        return lcx_half_to_f32<0>(h);
+    }
 }
 
 template <int DT> __device__ __forceinline__ void lcx_store(void *p, int64_t i, float x)
@@ -27,8 +34,10 @@ template <int DT> __device__ __forceinline__ void lcx_store(void *p, int64_t i, 
         static_cast<float *>(p)[i] = x;
     else if constexpr (DT == LCX_BF16)
         static_cast<uint16_t *>(p)[i] = lcx_f32_to_bf16_bits(lcx_f32_bits(x));
-    else
-        static_cast<uint16_t *>(p)[i] = lcx_f32_to_f16_bits(lcx_f32_bits(x));
+    else {
+        const uint32_t u = lcx_f32_bits(x);
+        static_cast<uint16_t *>(p)[i] = (u & 0x7fffffffu) > 0x7f800000u ? lcx_f32_to_f16_bits(u) : lcx_cvt_rn_f16(x);
+    }
 }
 
 #endif

@@ -61,6 +61,16 @@ template <int BF16> __device__ __forceinline__ float lcx_half_to_f32(uint16_t x)
     return f;
 }
 
+/* x rounded to the nearest-even f16, as bits (one cvt on any architecture:
+ * overflow to inf, subnormal results kept; what a NaN becomes is the
+ * hardware's, so callers that promise payloads fix NaN up themselves) */
+__device__ __forceinline__ uint16_t lcx_cvt_rn_f16(float x)
+{
+    uint16_t r;
+    asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(r) : "f"(x));
+    return r;
+}
+
 #if LCX_CUDA_SM80
 /* four 8x8 b16 matrices; lanes 8j..8j+7 give the row addresses of matrix j,
  * register j receives (row lane/4, columns 2 (lane%4), +1) of matrix j */

@@ -40,6 +40,7 @@ def asm(m):
     if 'cvt.rn.bf16x2.f32' in t: return 'r = emu_pack2(lo, hi, true);'
     if 'cvt.rn.f16x2.f32' in t: return 'r = emu_pack2(lo, hi, false);'
     if 'cvt.f32.f16' in t: return 'f = emu_h2f(x, false);'
+    if 'cvt.rn.f16.f32' in t: return 'r = emu_cvt_f16(x);'
     if 'ex2.approx.ftz.f32' in t: return 'r = emu_ex2(x);'
     if 'max.NaN.f32' in t: return 'r = emu_fmax_nan(x, y);'
     raise SystemExit('unknown asm: ' + t)

@@ -696,7 +696,7 @@ inline float emu_h2f(uint32_t h, bool bf16)
     if (bf16) u = h << 16;
     else {
         const uint32_t s = (h & 0x8000u) << 16, e = (h >> 10) & 31, m = h & 0x3ff;
-        if (e == 31) u = s | 0x7f800000u | (m << 13);
+        if (e == 31) u = m ? 0x7fffffffu : s | 0x7f800000u; /* NaN: canonical (the payload is the caller's job) */
         else if (e) u = s | ((e + 112) << 23) | (m << 13);
         else { float f = (float)m * 0x1p-24f; memcpy(&u, &f, 4); u |= s; }
     }
@@ -719,6 +719,8 @@ inline uint32_t emu_f2h(float x, bool bf16)
     return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 inline uint32_t emu_pack2(float lo, float hi, bool bf16) { return emu_f2h(lo, bf16) | emu_f2h(hi, bf16) << 16; }
+/* cvt.rn.f16.f32: nearest even; NaN becomes the canonical 0x7fff */
+inline uint16_t emu_cvt_f16(float x) { return x != x ? (uint16_t)0x7fffu : (uint16_t)emu_f2h(x, false); }
 inline float __uint_as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 inline void emu_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bool bf16)
 {
