@@ -305,11 +305,13 @@ static void lp_fill_row(const lcx_tensor *t, void *base, int64_t row, int64_t vo
                            lcx_rng_uniform(rng, -1, 1)) * sigma);
         if (special == 3 || (special == 4 && lcx_rng_range(rng, 0, 3) == 0))
             v = -INFINITY;
-        if (special == 2 && lcx_rng_range(rng, 0, 2) == 0)
+        if ((special == 2 || special == 7) && lcx_rng_range(rng, 0, 2) == 0)
             v = INFINITY;
+        if (special == 6) /* rising: a new running maximum at every element */
+            v = (float)(sigma * (8.0 * (double)i / (double)vocab - 4.0));
         lcx_store_elem(p, (int32_t)t->dtype, (size_t)i, v);
     }
-    if (special == 1)
+    if (special == 1 || special == 7) /* 7: NaN beside +inf */
         lcx_store_elem(p, (int32_t)t->dtype, (size_t)lcx_rng_range(rng, 0, vocab - 1), NAN);
     if (special == 5 || special == 2)
         lcx_store_elem(p, (int32_t)t->dtype, (size_t)lcx_rng_range(rng, 0, vocab - 1), INFINITY);
@@ -353,7 +355,7 @@ static void test_cuda_logprobs_vs_scalar(void **state)
             hx[k] = malloc(bytes);
             memset(hx[k], 0xCD, bytes);
             for (int64_t r = 0; r < rows; r++) {
-                const int special = lcx_rng_range(&rng, 0, 5) == 0 ? (int)lcx_rng_range(&rng, 1, 5) : 0;
+                const int special = lcx_rng_range(&rng, 0, 5) == 0 ? (int)lcx_rng_range(&rng, 1, 7) : 0;
                 lp_fill_row(&x[k], hx[k], r, vocab, sigma, special, &rng);
             }
             dx[k] = dev_alloc(bytes);

@@ -708,6 +708,7 @@ inline float emu_h2f(uint32_t h, bool bf16)
 inline uint32_t emu_f2h(float x, bool bf16)
 {
     if (!bf16) {
+        if (x != x) return 0x7fffu; /* NaN: canonical, as the hardware's cvt */
         const _Float16 h = (_Float16)x;
         uint16_t r;
         memcpy(&r, &h, 2);
