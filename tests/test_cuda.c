@@ -1050,6 +1050,18 @@ static att_case att_base(void)
     return c;
 }
 
+/* a causal case of one dtype everywhere and head dims d = dv */
+static att_case att_causal(lcx_dtype dt, int64_t Sq, int64_t Sk, int64_t D)
+{
+    att_case c = att_base();
+    c.dq = c.dk = c.dv = c.dout = dt;
+    c.Sq = Sq;
+    c.Sk = Sk;
+    c.D = c.Dv = D;
+    c.causal = 1;
+    return c;
+}
+
 /* 1 where byte i of an output buffer belongs to the view */
 static unsigned char *att_mask(const att_t *O)
 {
@@ -1846,14 +1858,9 @@ static void test_cuda_attention_tensor_cores(void **state)
                {1, 1000, 128, 0, -1, LCX_BF16, -1},
                {2, 1000, 64, 1, 700, LCX_F32, -1}};
     for (int x = 0; x < 6; x++) {
-        att_case c = att_base();
-        c.dq = c.dk = c.dv = c.dout = pn[x].dt;
-        c.Sq = pn[x].Sq;
-        c.Sk = pn[x].Sk;
-        c.D = c.Dv = pn[x].D;
+        att_case c = att_causal(pn[x].dt, pn[x].Sq, pn[x].Sk, pn[x].D);
         c.H = 4;
         c.Hkv = 2;
-        c.causal = 1;
         c.window = pn[x].window;
         c.plant_q = pn[x].q;
         c.plant_k = pn[x].k;
@@ -1870,12 +1877,7 @@ static void test_cuda_attention_tensor_cores(void **state)
     } hs[4] = {{70, 70, 64, LCX_F16, 1e7}, {70, 70, 64, LCX_BF16, 1e9}, {1, 300, 128, LCX_BF16, 1e9},
                {40, 40, 64, LCX_F32, 1e9}};
     for (int x = 0; x < 4; x++) {
-        att_case c = att_base();
-        c.dq = c.dk = c.dv = c.dout = hs[x].dt;
-        c.Sq = hs[x].Sq;
-        c.Sk = hs[x].Sk;
-        c.D = c.Dv = hs[x].D;
-        c.causal = 1;
+        att_case c = att_causal(hs[x].dt, hs[x].Sq, hs[x].Sk, hs[x].D);
         c.scale = hs[x].scale;
         c.ramp_qk = 1;
         att_run(&c, &rng, "cuda attention: huge finite scores");
