@@ -367,6 +367,28 @@ static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
     cublas_check(cublasCreate(&h), "cublasCreate");
     cublas_check(cublasSetStream(h, g_stream), "cublasSetStream");
 #endif
+    /* the warpgroup-MMA GEMM (opt-in, sm_90a) on a second context, timed
+     * beside the default where this device and build run it */
+    lcx_context *wctx = NULL;
+    {
+        const char *old = getenv("LONGCTX_CUDA_WGMMA");
+        char keep[16] = "";
+        if (old)
+            snprintf(keep, sizeof keep, "%s", old);
+        setenv("LONGCTX_CUDA_WGMMA", "1", 1);
+        wctx = make_cuda_ctx(o->device);
+        if (old)
+            setenv("LONGCTX_CUDA_WGMMA", keep, 1);
+        else
+            unsetenv("LONGCTX_CUDA_WGMMA");
+        const char *kn = lcx_context_kernel_name(wctx, "gemm_ukr");
+        const char *kd = lcx_context_kernel_name(ctx, "gemm_ukr");
+        if (!kn || strcmp(kn, "lcx_k_lora_gemm_wgmma__cuda") != 0 || (kd && strcmp(kd, kn) == 0)) {
+            lcx_context_destroy(wctx); /* not available here, or already the default's */
+            wctx = NULL;
+        }
+        printf("(LoRA GEMM kernels: default %s%s%s)\n", kd ? kd : "?", wctx ? ", wgmma " : "", wctx ? kn : "");
+    }
     for (int ti = 0; ti < n_tokens; ti++)
         for (int dt = 0; dt < 2; dt++) {
             const int64_t T = tokens[ti];
@@ -402,20 +424,23 @@ static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
                        s.med / base_cublas);
             }
 #endif
-            for (int d = 0; d < 2; d++) {
+            for (int v = 0; v < (wctx && dt ? 4 : 2); v++) {
+                const int d = v & 1;
+                static const char *const names[4] = {"longctx base", "longctx fused", "longctx wgmma base",
+                                                     "longctx wgmma fused"};
                 j.with_delta = d;
-                lcx_status st = lcx_lora_linear(ctx, &j.x, &j.w, NULL, d ? &j.a : NULL, d ? &j.b : NULL, j.scale,
+                j.ctx = v < 2 ? ctx : wctx;
+                lcx_status st = lcx_lora_linear(j.ctx, &j.x, &j.w, NULL, d ? &j.a : NULL, d ? &j.b : NULL, j.scale,
                                                 &j.y, 0);
                 if (st == LCX_OK)
-                    st = lcx_context_synchronize(ctx);
+                    st = lcx_context_synchronize(j.ctx);
                 if (st != LCX_OK) {
-                    printf("%-6lld %-6s %-26s %s\n", (long long)T, lcx_dtype_name(dtype),
-                           d ? "longctx fused rank" : "longctx base", lcx_last_error());
+                    printf("%-6lld %-6s %-26s %s\n", (long long)T, lcx_dtype_name(dtype), names[v], lcx_last_error());
                     continue;
                 }
                 const dstats s = time_dev(lora_dev_run, &j, o->reps);
                 printf("%-6lld %-6s %-26s %10.3f %10.2f %9.1f %6.1f%% ", (long long)T, lcx_dtype_name(dtype),
-                       d ? "longctx fused" : "longctx base", 1e3 * s.med, flops / s.med * 1e-12,
+                       names[v], 1e3 * s.med, flops / s.med * 1e-12,
                        lora_bytes(&j, dtype, d) / s.med * 1e-9, 100.0 * lora_bytes(&j, dtype, d) / s.med * 1e-9 / g_copy);
                 if (base_cublas > 0)
                     printf("%8.2fx\n", s.med / base_cublas);
@@ -434,6 +459,8 @@ static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
 #if defined(LCX_BENCH_CUBLAS)
     cublasDestroy(h);
 #endif
+    if (wctx)
+        lcx_context_destroy(wctx);
 }
 
 /* ---- attention ---- */

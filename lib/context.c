@@ -195,7 +195,7 @@ lcx_status lcx_context_create(const lcx_context_options *opts, lcx_context **out
             return st;
         }
         for (int i = 0; i < LCX_OP_COUNT; i++)
-            ctx->cuda_impl[i] = lcx_cuda_kernel_name(lcx_op_names[i]);
+            ctx->cuda_impl[i] = lcx_cuda_kernel_name(ctx->cuda, lcx_op_names[i]);
 #endif
     }
     *out = ctx;

@@ -437,6 +437,8 @@ cmd_run() {
         cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' \r')
         gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1), compute capability ${cap:-unknown}, driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)"
         [ -z "$sm" ] && [[ "$cap" =~ ^[0-9]+\.[0-9]+$ ]] && sm=${cap/./}
+        # a 9.0 GPU: the sm_90a build (wgmma), with a portable PTX beside it
+        [ "$sm" = 90 ] && [ -z "${GPU_KIT_SM:-}" ] && sm=80,90a
     fi
     {
         echo "gpu:    $gpu"

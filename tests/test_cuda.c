@@ -2438,6 +2438,83 @@ static void test_cuda_lora_linear_vs_scalar(void **state)
     assert_non_null(lcx_context_kernel_name(gpu, "gemm_ukr"));
 }
 
+/* The warpgroup-MMA GEMM (sm_90a, opt-in through LONGCTX_CUDA_WGMMA=1 at
+ * context creation) on a context of its own: 128 x 256 tiles, reduction
+ * steps of 64, four stages. Shapes: one interior tile on the fast copy path;
+ * edge tiles in tokens and outputs; reductions shorter than the two-stage
+ * prologue, with a tail of whole 16-byte chunks, with a tail inside a chunk
+ * (element copies), long enough to wrap the ring several times; several
+ * output tiles; ranks 1, 8 and 16 with A of x's dtype and 16-byte rows (u
+ * formed inside the GEMM, tails included), 33 and 64 (u from the SIMT
+ * kernel, two epilogue chunks), none; both 16-bit dtypes; accumulate and
+ * bias. Skipped where the device cannot run it. */
+static void test_cuda_lora_wgmma(void **state)
+{
+    (void)state;
+    const char *old = getenv("LONGCTX_CUDA_WGMMA");
+    char keep[16] = "";
+    if (old)
+        snprintf(keep, sizeof keep, "%s", old);
+    setenv("LONGCTX_CUDA_WGMMA", "1", 1);
+    lcx_context_options o;
+    lcx_context_options_default(&o);
+    o.device = LCX_DEVICE_CUDA;
+    lcx_context *wg = NULL, *const first = gpu;
+    const lcx_status st = lcx_context_create(&o, &wg);
+    if (old)
+        setenv("LONGCTX_CUDA_WGMMA", keep, 1);
+    else
+        unsetenv("LONGCTX_CUDA_WGMMA");
+    if (st != LCX_OK)
+        lcx_fail_msg("wgmma context: %s", lcx_last_error());
+    const char *name = lcx_context_kernel_name(wg, "gemm_ukr");
+    assert_non_null(name);
+    if (strcmp(name, "lcx_k_lora_gemm_wgmma__cuda") != 0) {
+        printf("cuda lora wgmma: not available here (a compute capability 9.0 device running a build with "
+               "-Dgpu_sm=...,90a); skipped\n");
+        lcx_context_destroy(wg);
+        skip();
+    }
+    /* the default stays mma.sync */
+    assert_string_equal(lcx_context_kernel_name(gpu, "gemm_ukr"), "lcx_k_lora_gemm__cuda");
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 23);
+    static const int64_t sp[][8] = {
+        /* T, in, out, R, set, lx, lw, acc */
+        {128, 512, 256, 8, 1, LL_DENSE, LL_DENSE, 0},
+        {300, 256, 64, 64, 2, LL_DENSE, LL_DENSE, 1},
+        {200, 1000, 600, 16, 1, LL_PAD8, LL_PAD8, 0},
+        {130, 1003, 520, 33, 2, LL_PAD8, LL_PAD8, 1},
+        {257, 64, 257, 0, 1, LL_DENSE, LL_PAD8, 0},
+        {65, 8, 300, 8, 2, LL_PAD8, LL_DENSE, 1},
+        {129, 136, 255, 16, 4, LL_DENSE, LL_DENSE, 0},
+        {300, 520, 300, 1, 2, LL_DENSE, LL_PAD8, 1},
+        {140, 2048, 256, 16, 1, LL_DENSE, LL_DENSE, 0},
+    };
+    gpu = wg;
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+        lora_lcase c;
+        memset(&c, 0, sizeof c);
+        c.T = sp[i][0];
+        c.in = sp[i][1];
+        c.out = sp[i][2];
+        c.R = sp[i][3];
+        lora_dtypes(&c, (int)sp[i][4], &rng);
+        c.lx = (int)sp[i][5];
+        c.lw = (int)sp[i][6];
+        c.ly = i % 2 ? LL_PAD : LL_DENSE;
+        c.acc = (int)sp[i][7];
+        c.has_w = 1;
+        c.has_lr = c.R > 0;
+        c.R = c.R > 0 ? c.R : 1;
+        c.has_bias = (int)(i % 2);
+        c.scale = lora_scales[i % 6];
+        lora_run_linear(&c, &rng);
+    }
+    gpu = first;
+    lcx_context_destroy(wg);
+}
+
 /* ---- lcx_lora_batched ---- */
 
 static void test_cuda_lora_batched_vs_scalar(void **state)
@@ -3410,6 +3487,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cuda_samplers_vs_cpu),
         cmocka_unit_test(test_cuda_rope_bad_input),
         cmocka_unit_test(test_cuda_lora_linear_vs_scalar),
+        cmocka_unit_test(test_cuda_lora_wgmma),
         cmocka_unit_test(test_cuda_lora_batched_vs_scalar),
         cmocka_unit_test(test_cuda_lora_merge_vs_scalar),
         cmocka_unit_test(test_cuda_lora_bad_input),

@@ -144,6 +144,24 @@ extern "C" lcx_status lcx_cuda_open(int device, void *stream, lcx_cuda_state **o
         }
         s->owns_stream = 1;
     }
+    /* warpgroup MMA for the LoRA GEMM: opt-in (LONGCTX_CUDA_WGMMA=1) until
+     * it has been run on hardware, and only where the device is a 9.0 and
+     * runs the sm_90a code (a build with gpu_sm 90a) */
+    const char *wg = getenv("LONGCTX_CUDA_WGMMA");
+    if (wg && strcmp(wg, "1") == 0) {
+        int major = 0, minor = 0;
+        st = lcx_cuda_status(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+                             "cudaDeviceGetAttribute");
+        if (st == LCX_OK)
+            st = lcx_cuda_status(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
+                                 "cudaDeviceGetAttribute");
+        if (st == LCX_OK && major == 9 && minor == 0)
+            st = lcx_cuda_wgmma_probe(s, &s->wgmma);
+        if (st != LCX_OK) {
+            lcx_cuda_close(s);
+            return st;
+        }
+    }
     *out = s;
     return LCX_OK;
 }
@@ -326,8 +344,10 @@ lcx_status lcx_cuda_upload(lcx_cuda_state *s, void *dev, size_t bytes)
     return LCX_OK;
 }
 
-extern "C" const char *lcx_cuda_kernel_name(const char *op)
+extern "C" const char *lcx_cuda_kernel_name(const lcx_cuda_state *s, const char *op)
 {
+    if (s->wgmma && strcmp(op, "gemm_ukr") == 0)
+        return "lcx_k_lora_gemm_wgmma__cuda"; /* 16-bit x and W of one dtype on sm_90a */
     static const char *const names[][2] = {
         {"convert_f32_bf16", "lcx_k_convert_f32_bf16__cuda"},
         {"convert_bf16_f32", "lcx_k_convert_bf16_f32__cuda"},

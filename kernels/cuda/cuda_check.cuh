@@ -27,6 +27,9 @@ struct lcx_cuda_state {
      * cudaMalloc / cudaFree */
     int mempool;
     int smem_per_sm; /* cudaDevAttrMaxSharedMemoryPerMultiprocessor */
+    /* the LoRA GEMM runs on warpgroup MMA (lora.cu): the device runs the
+     * sm_90a build of the kernels and LONGCTX_CUDA_WGMMA=1 asked for it */
+    int wgmma;
     /* pinned staging for small host-to-device uploads (cudaMemcpyAsync from
      * pageable memory may read it after the call returns on some systems):
      * a ring of LCX_CUDA_STAGING_SLOTS buffers, each with an event recorded
@@ -129,6 +132,10 @@ struct lcx_device_scope {
 /* 1 in *yes if the state's stream is being captured into a CUDA graph
  * (then no call may wait for the stream on the host). */
 lcx_status lcx_cuda_capturing(lcx_cuda_state *s, int *yes);
+
+/* *yes = 1 where the device runs the sm_90a build of the kernels (lora.cu;
+ * one tiny launch and a synchronisation, at context creation) */
+lcx_status lcx_cuda_wgmma_probe(lcx_cuda_state *s, int *yes);
 
 /* Range check of n device-resident values against [lo, hi] by a kernel on
  * the state's stream, so that bad device-side indices are refused before any

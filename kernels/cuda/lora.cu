@@ -79,6 +79,10 @@ struct lcx_lprob {
     lcx_lv x, w, b, bias, y;
     const float *u; /* f32 [M][ldu] */
     int64_t ldu;
+    /* the wgmma kernel only: a.p set, u = s x A^T is formed in the block
+     * (R <= 16, A of x's dtype with 16-byte rows) instead of read from u */
+    lcx_lv a;
+    float s;
     const int32_t *xmap, *ymap;
     int64_t M, N, K, R;
     float alpha;
@@ -505,6 +509,256 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
     }
 }
 
+/* ---- sm_90a: warpgroup-MMA GEMM (16-bit x and W of one dtype, 16-byte rows) ----
+ *
+ * Block tile 128 tokens x 256 outputs, two warpgroups of 64 tokens each,
+ * reduction step 64 (one 128-byte swizzled row per tile row, mma.cuh),
+ * four stages of 48 KiB in a ring (one block per SM). Tiles are copied by
+ * 16-byte cp.async (the element-wise copy only for a reduction tail shorter
+ * than 8 values; rows past the problem are zeros); per stage each
+ * warpgroup issues 4 wgmma m64n256k16 and keeps one stage's group in
+ * flight while the next is issued. Schedule of iteration kt:
+ *   wait for tile kt's copies, fence.proxy.async, barrier: tile kt is
+ *   visible to the tensor cores and every warpgroup has waited for the
+ *   wgmma of tile kt - 2 (end of iteration kt - 1);
+ *   copy tile kt + 2 into the stage of tile kt - 2;
+ *   issue tile kt's wgmma, commit, wait until only that group is pending
+ *   (tile kt - 1's is done).
+ * Epilogue: u B^T added to the accumulators with f32 FMAs from shared
+ * memory (as lcx_lora_mma_kernel), the tile staged in shared memory, then
+ * bias and y_old and one rounding per output, stored row by row.
+ *
+ * Rank <= 16 with A of x's dtype and 16-byte rows (P.a set): A's rows are
+ * a third operand of every stage (16 rows after W's) and a wgmma
+ * m64n16k16 per step forms x A^T beside x W^T, so u = s x A^T (f32 sums,
+ * one f32 multiply, as the CPU) costs 1/16 more tensor work and no pass
+ * over x of its own. Rows of A past R are not copied: they only feed
+ * columns of u that are never read. */
+#define LCX_WG_BM 128
+#define LCX_WG_BN 256
+#define LCX_WG_BK 64
+#define LCX_WG_STAGES 4
+#define LCX_WG_RA 16                                                       /* rows of A per stage */
+#define LCX_WG_STAGE ((LCX_WG_BM + LCX_WG_BN + LCX_WG_RA) * LCX_WG_BK * 2) /* bytes */
+#define LCX_WG_SMEM (LCX_WG_STAGES * LCX_WG_STAGE + 1024)       /* + alignment to 1024 bytes */
+#define LCX_WG_LDC (LCX_WG_BN + 8)                                 /* f32 per row of the staged tile */
+static_assert(LCX_MMA_RC * (LCX_WG_BM + 1 + LCX_WG_BN + 1) * 4 <= LCX_WG_STAGES * LCX_WG_STAGE &&
+                  LCX_WG_BM * LCX_WG_LDC * 4 <= LCX_WG_STAGES * LCX_WG_STAGE,
+              "epilogue");
+
+template <int BF16, int FA>
+__global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(const lcx_lprob P)
+{
+#if LCX_CUDA_SM90A
+    constexpr int BM = LCX_WG_BM, BN = LCX_WG_BN, BK = LCX_WG_BK, S = LCX_WG_STAGES, SB = LCX_WG_STAGE;
+    constexpr int RC = LCX_MMA_RC;
+    extern __shared__ uint4 lcx_lora_smem[]; /* LCX_WG_SMEM bytes */
+    unsigned char *const raw = reinterpret_cast<unsigned char *>(lcx_lora_smem);
+    const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(raw);
+    const uint32_t pad = (1024u - (sraw & 1023u)) & 1023u;
+    unsigned char *const ring = raw + pad; /* stage st: x rows at st SB, W rows at st SB + BM 128 */
+    const uint32_t sring = sraw + pad;
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31, wq = (tid >> 5) & 3;
+    const int g = lane >> 2, tq = lane & 3;
+    const int64_t m0 = (int64_t)blockIdx.x * BM;
+    const uint16_t *const xg = reinterpret_cast<const uint16_t *>(P.x.p);
+    const uint16_t *const wgp = reinterpret_cast<const uint16_t *>(P.w.p);
+    const int64_t nk = (P.K + BK - 1) / BK;
+    constexpr bool fa = FA != 0; /* u formed here (P.a); a template argument: no branch among the wgmma */
+    const uint16_t *const ag = reinterpret_cast<const uint16_t *>(P.a.p);
+    /* copies: this thread's chunk c of rows r0 + 32 i; its swizzled place in
+     * a row is the same for every i (r % 8 = r0 % 8) */
+    const int cc = tid & 7, r0 = tid >> 3;
+    const int dst0 = r0 * 128 + ((cc ^ (r0 & 7)) << 4);
+
+    for (int64_t n0 = (int64_t)blockIdx.y * BN; n0 < P.N; n0 += (int64_t)gridDim.y * BN) {
+        float acc[128], accu[8];
+#pragma unroll
+        for (int i = 0; i < 128; i++)
+            acc[i] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            accu[i] = 0.0f;
+
+        const bool inner = m0 + BM <= P.M && n0 + BN <= P.N;
+        const uint16_t *const xrow = xg + (inner ? (m0 + r0) * P.x.rs + cc * 8 : 0);
+        const uint16_t *const wrow = wgp + (inner ? (n0 + r0) * P.w.rs + cc * 8 : 0);
+        const int64_t xpass = 32 * P.x.rs, wpass = 32 * P.w.rs;
+        /* reduction tile kt into stage st */
+        auto fetch = [&](int st, int64_t kt) {
+            unsigned char *const d = ring + st * SB + dst0;
+            const int64_t k0 = kt * BK;
+            if (fa && r0 < P.R) { /* threads 0-127 hold rows 0-15 of A: the rows below R */
+                unsigned char *const da = d + (BM + BN) * 128;
+                const uint16_t *const src = ag + r0 * P.a.rs;
+                const int64_t k = k0 + cc * 8;
+                if (k + 8 <= P.K) {
+                    lcx_cp_async16(da, src + k);
+                } else {
+                    uint32_t h[4];
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        const uint32_t lo = k + 2 * j < P.K ? src[k + 2 * j] : 0u;
+                        const uint32_t hi = k + 2 * j + 1 < P.K ? src[k + 2 * j + 1] : 0u;
+                        h[j] = lo | hi << 16;
+                    }
+                    *reinterpret_cast<uint4 *>(da) = make_uint4(h[0], h[1], h[2], h[3]);
+                }
+            }
+            if (inner && k0 + BK <= P.K) {
+#pragma unroll
+                for (int i = 0; i < BM / 32; i++)
+                    lcx_cp_async16(d + i * 4096, xrow + i * xpass + k0);
+#pragma unroll
+                for (int i = 0; i < BN / 32; i++)
+                    lcx_cp_async16(d + BM * 128 + i * 4096, wrow + i * wpass + k0);
+                return;
+            }
+            const int64_t k = k0 + cc * 8;
+#pragma unroll 1
+            for (int i = 0; i < (BM + BN) / 32; i++) {
+                const bool isw = i >= BM / 32;
+                const int row = r0 + 32 * (isw ? i - BM / 32 : i);
+                const int64_t gr = (isw ? n0 : m0) + row, lim = isw ? P.N : P.M;
+                const uint16_t *const src = (isw ? wgp + gr * P.w.rs : xg + gr * P.x.rs);
+                unsigned char *const dst = d + i * 4096;
+                if (gr < lim && k + 8 <= P.K) {
+                    lcx_cp_async16(dst, src + k);
+                } else {
+                    uint32_t h[4];
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        const uint32_t lo = gr < lim && k + 2 * j < P.K ? src[k + 2 * j] : 0u;
+                        const uint32_t hi = gr < lim && k + 2 * j + 1 < P.K ? src[k + 2 * j + 1] : 0u;
+                        h[j] = lo | hi << 16;
+                    }
+                    *reinterpret_cast<uint4 *>(dst) = make_uint4(h[0], h[1], h[2], h[3]);
+                }
+            }
+        };
+
+#pragma unroll
+        for (int st = 0; st < S - 2; st++) {
+            if (st < nk)
+                fetch(st, st);
+            lcx_cp_async_commit();
+        }
+        const uint32_t sa = sring + wg * 64 * 128, sb = sring + BM * 128, su = sring + (BM + BN) * 128;
+        int sc = 0, sf = S - 2;
+        for (int64_t kt = 0; kt < nk; kt++) {
+            lcx_cp_async_wait<S - 3>(); /* tile kt has landed (this thread's copies) */
+            lcx_fence_proxy_async();
+            __syncthreads(); /* ... everyone's; tile kt - 2's wgmma are done */
+            if (kt + S - 2 < nk)
+                fetch(sf, kt + S - 2);
+            lcx_cp_async_commit();
+            lcx_wg_arrive();
+            lcx_wg_pin(acc);
+            if constexpr (fa)
+                lcx_wg_pin(accu);
+            if constexpr (fa) {
+#pragma unroll
+                for (int kk = 0; kk < BK / 16; kk++) {
+                    const uint64_t dx = lcx_wg_desc(sa + sc * SB + kk * 32);
+                    lcx_wgmma_n256<BF16>(acc, dx, lcx_wg_desc(sb + sc * SB + kk * 32));
+                    lcx_wgmma_n16<BF16>(accu, dx, lcx_wg_desc(su + sc * SB + kk * 32));
+                }
+            } else {
+#pragma unroll
+                for (int kk = 0; kk < BK / 16; kk++)
+                    lcx_wgmma_n256<BF16>(acc, lcx_wg_desc(sa + sc * SB + kk * 32),
+                                         lcx_wg_desc(sb + sc * SB + kk * 32));
+            }
+            lcx_wg_commit();
+            lcx_wg_pin(acc);
+            if constexpr (fa)
+                lcx_wg_pin(accu);
+            lcx_wg_wait<1>();
+            sc = sc + 1 == S ? 0 : sc + 1;
+            sf = sf + 1 == S ? 0 : sf + 1;
+        }
+        lcx_wg_wait<0>();
+        lcx_wg_pin(acc);
+        if constexpr (fa)
+            lcx_wg_pin(accu);
+        lcx_cp_async_wait<0>();
+        __syncthreads(); /* the ring is free: the epilogue reuses it */
+
+        /* acc[4 j + 2 h + e] is row wg 64 + 16 wq + g + 8 h, column 8 j + 2 tq + e */
+        const int rowb = wg * 64 + wq * 16 + g;
+        if (P.R > 0) {
+            float *const us = reinterpret_cast<float *>(ring); /* [RC][BM + 1] */
+            float *const bs = us + RC * (BM + 1);              /* [RC][BN + 1] */
+            for (int64_t q0 = 0; q0 < P.R; q0 += RC) {
+                const int rc = P.R - q0 < RC ? (int)(P.R - q0) : RC;
+                if constexpr (fa) {
+                    /* accu[4 j + 2 h + e]: row rowb + 8 h, rank 8 j + 2 tq + e (R <= RA) */
+#pragma unroll
+                    for (int i = 0; i < 8; i++)
+                        us[(8 * (i >> 2) + 2 * tq + (i & 1)) * (BM + 1) + rowb + 8 * ((i >> 1) & 1)] =
+                            __fmul_rn(P.s, accu[i]);
+                } else {
+                    for (int e = tid; e < BM * RC; e += LCX_LORA_THREADS) {
+                        const int row = e / RC, r = e % RC;
+                        const int64_t m = m0 + row;
+                        us[r * (BM + 1) + row] = m < P.M && r < rc ? P.u[m * P.ldu + q0 + r] : 0.0f;
+                    }
+                }
+                for (int e = tid; e < BN * RC; e += LCX_LORA_THREADS) {
+                    const int col = e / RC, r = e % RC;
+                    const int64_t o = n0 + col;
+                    bs[r * (BN + 1) + col] =
+                        o < P.N && r < rc ? lcx_ld(P.b.p, P.b.dt, o * P.b.rs + (q0 + r) * P.b.cs) : 0.0f;
+                }
+                __syncthreads();
+                for (int r = 0; r < rc; r++) {
+                    const float u0 = us[r * (BM + 1) + rowb], u1 = us[r * (BM + 1) + rowb + 8];
+                    const float *const br = bs + r * (BN + 1) + 2 * tq;
+#pragma unroll
+                    for (int j = 0; j < 32; j++) {
+                        const float b0 = br[8 * j], b1 = br[8 * j + 1];
+                        acc[4 * j] = fmaf(u0, b0, acc[4 * j]);
+                        acc[4 * j + 1] = fmaf(u0, b1, acc[4 * j + 1]);
+                        acc[4 * j + 2] = fmaf(u1, b0, acc[4 * j + 2]);
+                        acc[4 * j + 3] = fmaf(u1, b1, acc[4 * j + 3]);
+                    }
+                }
+                __syncthreads();
+            }
+        }
+        /* the tile through shared memory ([BM][LCX_WG_LDC] f32), then out
+         * row by row: consecutive threads store consecutive outputs, and
+         * the per-element epilogue is one loop, not 128 unrolled copies */
+        float *const ct = reinterpret_cast<float *>(ring);
+#pragma unroll
+        for (int j = 0; j < 32; j++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                float *const cp = ct + (rowb + 8 * h) * LCX_WG_LDC + 8 * j + 2 * tq;
+                *reinterpret_cast<float2 *>(cp) = make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+            }
+        __syncthreads();
+        const int64_t rows = P.M - m0 < BM ? P.M - m0 : BM, cols = P.N - n0 < BN ? P.N - n0 : BN;
+#pragma unroll 4
+        for (int e = tid; e < BM * BN; e += LCX_LORA_THREADS) {
+            const int row = e / BN, col = e % BN;
+            if (row < rows && col < cols)
+                lcx_lora_put(P, P.y.p, m0 + row, n0 + col, ct[row * LCX_WG_LDC + col], 1.0f);
+        }
+        __syncthreads(); /* shared memory is reused by the next column tile */
+    }
+#else
+    (void)P; /* launched only where lcx_cuda_wgmma_probe found sm_90a code */
+#endif
+}
+
+/* 1 where the code the device runs was built for sm_90a (the wgmma kernel above is real) */
+__global__ void lcx_wgmma_probe_kernel(int *out)
+{
+    if (threadIdx.x == 0)
+        *out = LCX_CUDA_SM90A;
+}
+
 /* ---- decode-sized GEMV (at most 8 tokens, 16-bit x and W of one dtype) ---- */
 
 #define LCX_GEMV_ROWS 4  /* outputs per block */
@@ -763,6 +1017,17 @@ lcx_status lcx_mma_launch(lcx_cuda_state *s, const lcx_lprob &P, int vec, int bf
     return bf16 ? lcx_mma_go<BM, BN, STAGES, 1>(s, P, vec, grid) : lcx_mma_go<BM, BN, STAGES, 0>(s, P, vec, grid);
 }
 
+template <int BF16, int FA> lcx_status lcx_wgmma_go(lcx_cuda_state *s, const lcx_lprob &P)
+{
+    const int64_t gx = lcx_cdiv(P.M, LCX_WG_BM), gy = lcx_cdiv(P.N, LCX_WG_BN);
+    if (gx > INT32_MAX)
+        return lcx_fail(LCX_E_UNSUPPORTED, "lora: %lld row tiles exceed the CUDA grid", (long long)gx);
+    const dim3 grid((unsigned)gx, (unsigned)(gy < 65535 ? gy : 65535));
+    LCX_CUDA_TRY(lcx_cuda_smem_optin(s, (const void *)lcx_lora_wgmma_kernel<BF16, FA>, LCX_WG_SMEM));
+    lcx_lora_wgmma_kernel<BF16, FA><<<grid, LCX_LORA_THREADS, LCX_WG_SMEM, s->stream>>>(P);
+    return lcx_launched("lora wgmma kernel launch");
+}
+
 template <int TT> lcx_status lcx_gemv_go(lcx_cuda_state *s, const lcx_lprob &P, int xvec, int bf16, unsigned grid)
 {
     if (bf16)
@@ -815,7 +1080,16 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
     mp.alpha = 1.0f;
     mp.accumulate = accumulate != 0;
     lcx_status st;
-    if (R > 0) {
+    const int tc = w && x->dtype == w->dtype && x->dtype != LCX_F32; /* tensor cores */
+    const int vec = tc ? lcx_rows16(mp.x, T) | (lcx_rows16(mp.w, out) << 1) : 0;
+    const int wgmma = tc && s->wgmma && vec == 3 && T > 64;
+    if (wgmma && R > 0 && R <= LCX_WG_RA && a->dtype == x->dtype && lcx_rows16(lcx_lv_of(a), R)) {
+        /* u = s x A^T inside the GEMM */
+        mp.a = lcx_lv_of(a);
+        mp.s = scale;
+        mp.b = lcx_lv_of(b);
+        mp.R = R;
+    } else if (R > 0) {
         /* u = s x A^T, f32 [T][R] in the device scratch (after ks split
          * slices when the reduction is split) */
         const int small = R <= 16;
@@ -851,13 +1125,16 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
         mp.b = lcx_lv_of(b);
         mp.R = R;
     }
-    if (w && x->dtype == w->dtype && x->dtype != LCX_F32) {
-        const int vec = lcx_rows16(mp.x, T) | (lcx_rows16(mp.w, out) << 1);
+    if (tc) {
         const int bf16 = x->dtype == LCX_BF16;
         if (T <= 8 && (vec & 2))
             return lcx_gemv_launch(s, mp, vec & 1, bf16);
         if (T <= 64)
             return lcx_mma_launch<64, 64, 4>(s, mp, vec, bf16);
+        if (wgmma && mp.a.p)
+            return bf16 ? lcx_wgmma_go<1, 1>(s, mp) : lcx_wgmma_go<0, 1>(s, mp);
+        if (wgmma)
+            return bf16 ? lcx_wgmma_go<1, 0>(s, mp) : lcx_wgmma_go<0, 0>(s, mp);
         /* three stages where two such blocks fit an SM (sm_80, sm_90: 164-228
          * KiB), else two (sm_86/89: 100 KiB would hold one three-stage block) */
         constexpr int S3 = lcx_mma_cfg<128, 128, 3>::SMEM;
@@ -869,6 +1146,18 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
     ma.one = mp;
     ma.kchunk = INT64_MAX;
     return lcx_simt_launch<64, 64>(s, ma, lcx_cdiv(T, 64), lcx_cdiv(out, 64), 1, 1);
+}
+
+/* whether the device runs the sm_90a build of this file (the wgmma kernel) */
+lcx_status lcx_cuda_wgmma_probe(lcx_cuda_state *s, int *yes)
+{
+    int v = 0;
+    lcx_wgmma_probe_kernel<<<1, 32, 0, s->stream>>>(reinterpret_cast<int *>(s->check));
+    LCX_CUDA_TRY(cudaGetLastError());
+    LCX_CUDA_TRY(cudaMemcpyAsync(&v, s->check, sizeof v, cudaMemcpyDeviceToHost, s->stream));
+    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    *yes = v == 1;
+    return LCX_OK;
 }
 
 extern "C" lcx_status lcx_cuda_lora_batched(lcx_cuda_state *s, const lcx_tensor *x, const lcx_lora_adapter *ad,

@@ -140,4 +140,129 @@ __device__ __forceinline__ void lcx_mma16816(float (&d)[4], const uint32_t (&a)[
 }
 #endif
 
+/* ---- sm_90a: warpgroup MMA (wgmma.mma_async) ----
+ *
+ * Four warps (a warpgroup: threads 128 w .. 128 w + 127) multiply a 64 x 16
+ * tile A by a 16 x N tile B, both read from shared memory through matrix
+ * descriptors, into f32 accumulators in registers, asynchronously: the
+ * accumulators and the shared tiles belong to the tensor cores from the
+ * mma_async until a wgmma.wait_group that covers it.
+ *
+ * Shared layout used here (PTX ISA, "Shared Memory Matrix Layout", K-major
+ * with 128-byte swizzling): a tile row holds 64 16-bit values of the
+ * reduction (128 bytes) at row * 128; its 16-byte chunk c is stored at
+ * chunk c ^ (row % 8) of the row, the XOR taken on shared-address bits
+ * 4-6 against bits 7-9, so tiles start on 1024-byte boundaries (base offset
+ * 0). Eight rows make a 1024-byte atom; atoms follow each other (stride
+ * byte offset 1024; the leading byte offset is unused for swizzled K-major
+ * layouts and set to 1). The k-th 16-wide slice of the reduction starts
+ * 32 k bytes into the tile: the hardware applies the swizzle to the
+ * address it forms, so a descriptor whose start is advanced by 32 k bytes
+ * reads chunks 2k, 2k + 1 of every row.
+ *
+ * Accumulator layout of m64nNk16 (f32): thread l of warp w of the group
+ * holds, for each 8-column block j, d[4j + 2h + e] = D[16 w + l / 4 + 8 h]
+ * [8 j + 2 (l % 4) + e]: the mma.sync m16n8 C layout, one per warp. */
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LCX_CUDA_SM90A 1
+#else
+#define LCX_CUDA_SM90A 0
+#endif
+
+#if LCX_CUDA_SM90A
+/* descriptor of a 128-byte-swizzled K-major tile at shared address s
+ * (1024-byte aligned, plus 32 k for the k-th slice) */
+__device__ __forceinline__ uint64_t lcx_wg_desc(uint32_t s)
+{
+    return (uint64_t)((s & 0x3FFFFu) >> 4) | (uint64_t)1 << 16 | (uint64_t)(1024 >> 4) << 32 | (uint64_t)1 << 62;
+}
+
+/* shared-memory writes of this thread (st.shared, cp.async once waited for)
+ * made visible to the async proxy that wgmma reads through; a barrier after
+ * it orders them before other threads' wgmma */
+__device__ __forceinline__ void lcx_fence_proxy_async()
+{
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+/* before the first mma_async of a batch: orders this warpgroup's earlier
+ * register and shared-memory accesses before the tensor cores' */
+__device__ __forceinline__ void lcx_wg_arrive() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+
+__device__ __forceinline__ void lcx_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+
+/* wait until at most n of this warpgroup's wgmma groups are pending */
+template <int n> __device__ __forceinline__ void lcx_wg_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(n) : "memory");
+}
+
+/* pins the accumulators at this point of the program: the compiler sees
+ * each register read and written here, so no access to them moves across
+ * the wgmma instructions (which it cannot see) */
+template <int NR> __device__ __forceinline__ void lcx_wg_pin(float (&d)[NR])
+{
+#pragma unroll
+    for (int i = 0; i < NR; i++)
+        asm volatile("" : "+f"(d[i])::"memory");
+}
+
+#define LCX_WG_D8(i)                                                                                        \
+    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+        "+f"(d[i + 7])
+#define LCX_WG_D32(i) LCX_WG_D8(i), LCX_WG_D8(i + 8), LCX_WG_D8(i + 16), LCX_WG_D8(i + 24)
+
+/* d += A B: A 64 x 16 (descriptor da), B 16 x 256 (db, K-major: 256 rows
+ * of the reduction), d the 128 f32 accumulators of this thread */
+template <int BF16> __device__ __forceinline__ void lcx_wgmma_n256(float (&d)[128], uint64_t da, uint64_t db)
+{
+    if constexpr (BF16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+                 "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+                 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+                 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+                 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+                     "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+                     : LCX_WG_D32(0), LCX_WG_D32(32), LCX_WG_D32(64), LCX_WG_D32(96)
+                     : "l"(da), "l"(db), "r"(1));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+                 "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+                 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+                 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+                 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+                     "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+                     : LCX_WG_D32(0), LCX_WG_D32(32), LCX_WG_D32(64), LCX_WG_D32(96)
+                     : "l"(da), "l"(db), "r"(1));
+}
+
+/* d += A B: A 64 x 16 (da), B 16 x 16 (db, K-major: 16 rows), d the 8 f32
+ * accumulators of this thread */
+template <int BF16> __device__ __forceinline__ void lcx_wgmma_n16(float (&d)[8], uint64_t da, uint64_t db)
+{
+    if constexpr (BF16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 "
+                     "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"
+                     : LCX_WG_D8(0)
+                     : "l"(da), "l"(db), "r"(1));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 "
+                     "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"
+                     : LCX_WG_D8(0)
+                     : "l"(da), "l"(db), "r"(1));
+}
+#endif
+
 #endif

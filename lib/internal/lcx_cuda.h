@@ -158,8 +158,8 @@ lcx_status lcx_cuda_capture_end(lcx_cuda_state *s, void **graph_exec);
 lcx_status lcx_cuda_graph_launch(lcx_cuda_state *s, void *graph_exec);
 void lcx_cuda_graph_destroy(lcx_cuda_state *s, void *graph_exec);
 
-/* Name of the CUDA kernel serving op `name`, or NULL. */
-const char *lcx_cuda_kernel_name(const char *name);
+/* Name of the CUDA kernel serving op `name` on state s, or NULL. */
+const char *lcx_cuda_kernel_name(const lcx_cuda_state *s, const char *name);
 
 #ifdef __cplusplus
 }

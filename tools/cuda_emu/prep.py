@@ -28,8 +28,15 @@ def launch(m):
 s, n = re.subn(r'([A-Za-z_][\w:]*(?:<[^<>;]*>)?)<<<([^;]*?)>>>\(([^;]*?)\);', launch, s, flags=re.S)
 print(src, 'launches:', n, file=sys.stderr)
 s = s.replace('#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n#define LCX_CUDA_SM80 1', '#if LCX_EMU_SM80\n#define LCX_CUDA_SM80 1')
+s = s.replace('#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)\n#define LCX_CUDA_SM90A 1', '#if LCX_EMU_SM90A\n#define LCX_CUDA_SM90A 1')
 def asm(m):
     t = m.group(0)
+    if re.match(r'asm volatile\(""', t): return ';'
+    if 'fence.proxy.async' in t: return 'emu_fence_proxy();'
+    if 'wgmma.fence' in t: return 'emu_wg_arrive();'
+    if 'wgmma.commit_group' in t: return 'emu_wg_commit();'
+    if 'wgmma.wait_group' in t: return 'emu_wg_wait(n);'
+    if 'wgmma.mma_async' in t: return 'emu_wgmma(d, da, db, %s);' % ('true' if '.bf16.bf16' in t else 'false')
     if 'cp.async.cg' in t: return 'emu_cp_async16(smem, gmem);'
     if 'commit_group' in t: return 'emu_commit();'
     if 'wait_group' in t: return 'emu_wait(n);'

@@ -14,7 +14,8 @@
 # EMU_ULP=1 (device math off by up to CUDA's documented error), EMU_OPTIN
 # (opt-in shared memory bytes, default an H100's), EMU_THREADS=1 (one host
 # thread per CUDA thread), SM80=0 (kernels built for a pre-sm_80 target: the
-# SIMT LoRA and attention paths), EMU_NO_MEMPOOL=1 (a device without
+# SIMT LoRA and attention paths), SM90A=0 (no sm_90a build: no wgmma kernel;
+# default: as SM80), EMU_NO_MEMPOOL=1 (a device without
 # stream-ordered memory pools).
 set -e
 [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [OUT_DIR]" >&2; exit 2; }
@@ -31,7 +32,7 @@ for h in "$M"/kernels/cuda/*.cuh; do
 done
 cp "$M"/kernels/common/*.h "$F/tree/kernels/common/"
 cp "$M"/lib/internal/*.h "$F/tree/lib/internal/"
-CXX="g++ -std=c++20 -O2 -pthread -I$HERE/inc -I$M/include -I$B/include -I$B -DLCX_BUILDING -DLCX_EMU_SM80=${SM80:-1} -w"
+CXX="g++ -std=c++20 -O2 -pthread -I$HERE/inc -I$M/include -I$B/include -I$B -DLCX_BUILDING -DLCX_EMU_SM80=${SM80:-1} -DLCX_EMU_SM90A=${SM90A:-${SM80:-1}} -w"
 $CXX -c "$HERE/emu_rt.cc" -o "$F/obj/emu_rt.o"
 OBJS="$F/obj/emu_rt.o"
 for cu in "$M"/kernels/cuda/*.cu; do

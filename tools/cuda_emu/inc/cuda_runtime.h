@@ -28,7 +28,8 @@
  *    65535) are reported through cudaGetLastError as on a GPU;
  *  - kernel arguments are scanned for pointers into mapped host memory that
  *    is neither pinned nor device memory (warning);
- *  - cp.async copies are deferred to cp.async.wait_group; ldmatrix and
+ *  - cp.async copies are deferred to cp.async.wait_group (the destination
+ *    holds the poison byte from the issue until then); ldmatrix and
  *    mma.sync m16n8k16 are emulated from the PTX fragment layouts;
  *  - EMU_ULP=1 perturbs expf/logf/tanhf/sincosf/log and ex2.approx results by up to the
  *    CUDA documented maximum ulp error (random sign and size);
@@ -85,6 +86,8 @@ inline thread_local dim3 blockDim, gridDim;
 struct alignas(16) int4 { int x, y, z, w; };
 struct alignas(16) uint4 { unsigned x, y, z, w; };
 struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) float2 { float x, y; };
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
 inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
@@ -290,7 +293,8 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cuda
                       cudaMemcpyDeviceToDevice = 3 };
 #define cudaEventDisableTiming 2
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76,
+                      cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 
 /* memory pools, stream capture, driver entry points and contexts */
 #ifndef CUDART_VERSION
@@ -489,6 +493,9 @@ inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev)
     if (dev != 0) return cudaErrorInvalidValue;
     if (a == cudaDevAttrMemoryPoolsSupported) { *v = !emu_no_mempool(); return cudaSuccess; }
     if (a == cudaDevAttrMaxSharedMemoryPerMultiprocessor) { *v = emu_optin() + 1024; return cudaSuccess; } /* as on sm_80-sm_90 */
+    /* an sm_90 device (an sm_70 one for a build with SM80=0) */
+    if (a == cudaDevAttrComputeCapabilityMajor) { *v = LCX_EMU_SM80 ? 9 : 7; return cudaSuccess; }
+    if (a == cudaDevAttrComputeCapabilityMinor) { *v = 0; return cudaSuccess; }
     if (a != cudaDevAttrMaxSharedMemoryPerBlockOptin) return cudaErrorInvalidValue;
     *v = emu_optin();
     return cudaSuccess;
@@ -661,12 +668,21 @@ inline void emu_syncwarp(int line)
 #define __syncwarp(...) emu_syncwarp(__LINE__)
 #define __any_sync(m, p) emu_any((m), (p), __LINE__)
 
-inline void emu_cp_async16(void *d, const void *s) { emu_open_group.push_back({d, s}); }
+inline void emu_wg_landed();
+/* the destination holds poison from the issue until the wait that lands the
+ * copy: a read before the copy has landed, or a stage overwritten while
+ * still being read, both show */
+inline void emu_cp_async16(void *d, const void *s)
+{
+    memset(d, emu_poison(), 16);
+    emu_open_group.push_back({d, s});
+}
 inline void emu_commit() { emu_groups.push_back(std::move(emu_open_group)); emu_open_group.clear(); }
 inline void emu_wait(int n)
 {
     while ((int)emu_groups.size() > n) {
         for (auto &c : emu_groups.front()) memcpy(c.d, c.s, 16);
+        if (!emu_groups.front().empty()) emu_wg_landed();
         emu_groups.erase(emu_groups.begin());
     }
 }
@@ -744,6 +760,114 @@ inline void emu_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2
     w.bar.wait(-5);
 }
 
+/* ---- wgmma (sm_90a) ----
+ * Each thread computes its own accumulator fragment from shared memory
+ * through the descriptors (128-byte swizzled K-major operands only: the XOR
+ * of address bits 4-6 with bits 7-9, on the emulated shared addresses,
+ * which are the host addresses). mma_async computes the product at issue
+ * and queues it; wait_group recomputes it, aborts if the shared operands
+ * changed in between (a stage overwritten while in flight, or read before
+ * it was complete), and adds it to the accumulators, as the hardware owns
+ * them until the wait. mma_async without a wgmma.fence since the last
+ * commit, or with this thread's cp.async data landed since its last
+ * fence.proxy.async, is reported; a thread that exits with pending groups
+ * is reported. */
+struct emu_wgop { float *d; int nr; uint64_t da, db; bool bf16; double p[128]; }; /* nr = N / 2 accumulators */
+struct emu_wg_state {
+    std::vector<emu_wgop> open;
+    std::vector<std::vector<emu_wgop>> groups;
+    bool arrived = false, unfenced = false;
+};
+inline thread_local emu_wg_state emu_wgs;
+inline const char *emu_wg_ptr(uint64_t desc, int row, int k)
+{
+    if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0 || ((desc >> 32) & 0x3fff) != 64) {
+        fprintf(stderr, "emu: wgmma descriptor %#llx: only 128-byte swizzled K-major tiles with 1024-byte atoms "
+                        "(stride byte offset 1024, base offset 0) are emulated\n", (unsigned long long)desc);
+        abort();
+    }
+    const uintptr_t base = (uintptr_t)emu_blk->dyn;
+    uintptr_t start = (base & ~(uintptr_t)0x3ffff) | (uintptr_t)((desc & 0x3fff) << 4);
+    if (start < base) start += 0x40000;
+    uintptr_t a = start + (uintptr_t)(row % 8) * 128 + (uintptr_t)(row / 8) * 1024 + (uintptr_t)(k / 8) * 16 +
+                  (uintptr_t)(k % 8) * 2;
+    a ^= ((a >> 7) & 7) << 4;
+    if (a < base || a + 2 > base + emu_blk->dyn_bytes) {
+        fprintf(stderr, "emu: wgmma operand address outside the block's dynamic shared memory\n");
+        abort();
+    }
+    return (const char *)a;
+}
+inline void emu_wg_product(const emu_wgop &op, double (&p)[128])
+{
+    const int wl = emu_tid & 127, wq = wl >> 5, l = wl & 31;
+    const int nj = op.nr / 4; /* 8-column blocks */
+    double a[2][16], b[64][16];
+    auto row16 = [&](uint64_t desc, int row, double (&v)[16]) {
+        for (int k = 0; k < 16; k++) {
+            uint16_t h;
+            memcpy(&h, emu_wg_ptr(desc, row, k), 2);
+            v[k] = (double)emu_h2f(h, op.bf16);
+        }
+    };
+    for (int h = 0; h < 2; h++) row16(op.da, 16 * wq + l / 4 + 8 * h, a[h]);
+    for (int j = 0; j < nj; j++)
+        for (int e = 0; e < 2; e++) row16(op.db, 8 * j + 2 * (l % 4) + e, b[2 * j + e]);
+    for (int i = 0; i < op.nr; i++) {
+        const int j = i / 4, h = (i / 2) % 2, e = i % 2;
+        double s = 0;
+        for (int k = 0; k < 16; k++) s += a[h][k] * b[2 * j + e][k];
+        p[i] = s;
+    }
+}
+inline void emu_fence_proxy() { emu_wgs.unfenced = false; }
+inline void emu_wg_landed() { emu_wgs.unfenced = true; }
+inline void emu_wg_arrive() { emu_wgs.arrived = true; }
+template <int NR> inline void emu_wgmma(float (&d)[NR], uint64_t da, uint64_t db, bool bf16)
+{
+    static_assert(NR % 4 == 0 && NR <= 128, "m64nNk16 with N a multiple of 8 up to 256");
+    if (blockDim.x * blockDim.y * blockDim.z % 128) { fprintf(stderr, "emu: wgmma in a block of partial warpgroups\n"); abort(); }
+    if (!emu_wgs.arrived) { fprintf(stderr, "emu: wgmma.mma_async without a wgmma.fence before it\n"); abort(); }
+    if (emu_wgs.unfenced) { fprintf(stderr, "emu: wgmma.mma_async after cp.async data landed without fence.proxy.async\n"); abort(); }
+    emu_wgop op;
+    op.d = d;
+    op.nr = NR;
+    op.da = da;
+    op.db = db;
+    op.bf16 = bf16;
+    emu_wg_product(op, op.p);
+    emu_wgs.open.push_back(op);
+}
+inline void emu_wg_commit()
+{
+    emu_wgs.groups.push_back(std::move(emu_wgs.open));
+    emu_wgs.open.clear();
+    emu_wgs.arrived = false;
+}
+inline void emu_wg_wait(int n)
+{
+    while ((int)emu_wgs.groups.size() > n) {
+        for (auto &op : emu_wgs.groups.front()) {
+            double p[128];
+            emu_wg_product(op, p);
+            if (memcmp(p, op.p, sizeof(double) * (size_t)op.nr)) {
+                fprintf(stderr, "emu: shared memory read by a wgmma changed between its issue and its wait_group\n");
+                abort();
+            }
+            for (int i = 0; i < op.nr; i++) op.d[i] = (float)((double)op.d[i] + p[i]);
+        }
+        emu_wgs.groups.erase(emu_wgs.groups.begin());
+    }
+}
+inline void emu_wg_exit_check()
+{
+    if (!emu_wgs.open.empty() || !emu_wgs.groups.empty()) {
+        fprintf(stderr, "emu: a thread exited with wgmma groups pending\n");
+        abort();
+    }
+    emu_wgs = emu_wg_state();
+}
+
 /* kernel arguments pointing into mapped host memory that is neither device
  * nor pinned memory (a GPU would fault on them) */
 inline void emu_scan_args(const void *p, size_t n, const char *kname)
@@ -768,6 +892,7 @@ struct emu_tstate {
     emu_warp *warp;
     std::vector<emu_copy> open;
     std::vector<std::vector<emu_copy>> groups;
+    emu_wg_state wgs;
     uint64_t rs;
 };
 inline std::function<void()> *emu_fbody;
@@ -776,6 +901,7 @@ inline void emu_fiber_entry()
     (*emu_fbody)();
     emu_commit();
     emu_wait(0);
+    emu_wg_exit_check();
     emu_blk->bar.drop();
     emu_cur_warp->bar.drop();
     emu_cur_fiber->done = 1;
@@ -824,6 +950,7 @@ inline void emu_run_fibers(dim3 grid, dim3 block, long nt, emu_block &blk, std::
                     st.warp = blk.warps[(size_t)t / 32].get();
                     st.open.clear();
                     st.groups.clear();
+                    st.wgs = emu_wg_state();
                     st.rs = 0x9e3779b97f4a7c15ull ^ ((uint64_t)t * 0x100000001b3ull) ^ (uint64_t)emu_launches();
                     order[(size_t)t] = (int)t;
                 }
@@ -847,11 +974,13 @@ inline void emu_run_fibers(dim3 grid, dim3 block, long nt, emu_block &blk, std::
                         emu_cur_warp = st.warp; emu_rs = st.rs;
                         std::swap(emu_open_group, st.open);
                         std::swap(emu_groups, st.groups);
+                        std::swap(emu_wgs, st.wgs);
                         emu_cur_fiber = &fb;
                         emu_ctx_switch(&emu_sched_sp, fb.sp);
                         st.wphase = emu_wphase; st.rs = emu_rs;
                         std::swap(emu_open_group, st.open);
                         std::swap(emu_groups, st.groups);
+                        std::swap(emu_wgs, st.wgs);
                         progress = 1;
                         if (fb.done) alive--;
                     }
@@ -927,6 +1056,7 @@ void emu_launch(const void *kfn, const char *kname, dim3 grid, dim3 block, size_
                             body();
                             emu_commit();
                             emu_wait(0);
+                            emu_wg_exit_check();
                             blk.bar.drop(); /* this thread has exited */
                             emu_cur_warp->bar.drop();
                             blk.endbar.wait(-1);
