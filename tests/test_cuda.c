@@ -2447,7 +2447,9 @@ static void test_cuda_lora_linear_vs_scalar(void **state)
  * output tiles; ranks 1, 8 and 16 with A of x's dtype and 16-byte rows (u
  * formed inside the GEMM, tails included), 33 and 64 (u from the SIMT
  * kernel, two epilogue chunks), none; both 16-bit dtypes; accumulate and
- * bias. Skipped where the device cannot run it. */
+ * bias; y of x's dtype with 16-byte rows (the 16-byte epilogue, with a
+ * last partial chunk of outputs) and other y. Skipped where the device
+ * cannot run it. */
 static void test_cuda_lora_wgmma(void **state)
 {
     (void)state;
@@ -2502,7 +2504,7 @@ static void test_cuda_lora_wgmma(void **state)
         lora_dtypes(&c, (int)sp[i][4], &rng);
         c.lx = (int)sp[i][5];
         c.lw = (int)sp[i][6];
-        c.ly = i % 2 ? LL_PAD : LL_DENSE;
+        c.ly = i % 3 == 0 ? LL_DENSE : i % 3 == 1 ? LL_PAD8 : LL_PAD; /* 16-byte rows: vector epilogue */
         c.acc = (int)sp[i][7];
         c.has_w = 1;
         c.has_lr = c.R > 0;

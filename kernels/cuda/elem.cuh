@@ -14,30 +14,42 @@
 #include "longctx/common.h"
 #include "mma.cuh"
 
-template <int DT> __device__ __forceinline__ float lcx_load(const void *p, int64_t i)
+/* a 16-bit value of dtype DT (LCX_F16, LCX_BF16) widened to f32, and an
+ * f32 rounded to one */
+template <int DT> __device__ __forceinline__ float lcx_from16(uint16_t h)
 {
-    if constexpr (DT == LCX_F32)
-        return static_cast<const float *>(p)[i];
-    else if constexpr (DT == LCX_BF16)
-        return lcx_bits_f32(lcx_bf16_to_f32_bits(static_cast<const uint16_t *>(p)[i]));
+    if constexpr (DT == LCX_BF16)
+        return lcx_bits_f32(lcx_bf16_to_f32_bits(h));
     else {
-        const uint16_t h = static_cast<const uint16_t *>(p)[i];
         if ((h & 0x7fffu) > 0x7c00u) /* NaN: quiet, payload kept */
             return lcx_bits_f32(lcx_f16_to_f32_bits(h));
         return lcx_half_to_f32<0>(h);
     }
 }
 
+template <int DT> __device__ __forceinline__ uint16_t lcx_to16(float x)
+{
+    const uint32_t u = lcx_f32_bits(x);
+    if constexpr (DT == LCX_BF16)
+        return lcx_f32_to_bf16_bits(u);
+    else
+        return (u & 0x7fffffffu) > 0x7f800000u ? lcx_f32_to_f16_bits(u) : lcx_cvt_rn_f16(x);
+}
+
+template <int DT> __device__ __forceinline__ float lcx_load(const void *p, int64_t i)
+{
+    if constexpr (DT == LCX_F32)
+        return static_cast<const float *>(p)[i];
+    else
+        return lcx_from16<DT>(static_cast<const uint16_t *>(p)[i]);
+}
+
 template <int DT> __device__ __forceinline__ void lcx_store(void *p, int64_t i, float x)
 {
     if constexpr (DT == LCX_F32)
         static_cast<float *>(p)[i] = x;
-    else if constexpr (DT == LCX_BF16)
-        static_cast<uint16_t *>(p)[i] = lcx_f32_to_bf16_bits(lcx_f32_bits(x));
-    else {
-        const uint32_t u = lcx_f32_bits(x);
-        static_cast<uint16_t *>(p)[i] = (u & 0x7fffffffu) > 0x7f800000u ? lcx_f32_to_f16_bits(u) : lcx_cvt_rn_f16(x);
-    }
+    else
+        static_cast<uint16_t *>(p)[i] = lcx_to16<DT>(x);
 }
 
 #endif

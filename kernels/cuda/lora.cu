@@ -54,6 +54,7 @@
 #include <string.h>
 
 #include "cuda_check.cuh"
+#include "elem.cuh"
 #include "mma.cuh"
 #include "../common/fp_bits.h"
 
@@ -739,11 +740,58 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(con
             }
         __syncthreads();
         const int64_t rows = P.M - m0 < BM ? P.M - m0 : BM, cols = P.N - n0 < BN ? P.N - n0 : BN;
+        constexpr int DT = BF16 ? LCX_BF16 : LCX_F16;
+        if (P.y.dt == DT && P.y.cs == 1 && P.y.rs % 8 == 0 && (uintptr_t)P.y.p % 16 == 0) {
+            /* y of x's dtype with 16-byte rows: 8 outputs per thread and
+             * step, y_old and y by 16 bytes; lcx_lora_put's arithmetic
+             * (alpha is 1 here) */
+#pragma unroll 2
+            for (int e = tid; e < BM * BN / 8; e += LCX_LORA_THREADS) {
+                const int row = e / (BN / 8), c8 = e % (BN / 8) * 8;
+                if (row >= rows || c8 >= cols)
+                    continue;
+                const float *const cp = ct + row * LCX_WG_LDC + c8;
+                const float4 v0 = *reinterpret_cast<const float4 *>(cp);
+                const float4 v1 = *reinterpret_cast<const float4 *>(cp + 4);
+                float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+                const int64_t m = m0 + row, o0 = n0 + c8;
+                if (c8 + 8 > cols) { /* the last outputs of the layer */
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        if (j < cols - c8)
+                            lcx_lora_put(P, P.y.p, m, o0 + j, v[j], 1.0f);
+                    continue;
+                }
+                uint16_t *const yp = reinterpret_cast<uint16_t *>(P.y.p) + m * P.y.rs + o0;
+                uint4 old = make_uint4(0u, 0u, 0u, 0u);
+                if (P.accumulate)
+                    old = *reinterpret_cast<const uint4 *>(yp);
+                const uint32_t ow[4] = {old.x, old.y, old.z, old.w};
+                uint32_t hw[4];
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    uint32_t h2 = 0;
+#pragma unroll
+                    for (int t = 0; t < 2; t++) {
+                        const int j = 2 * q + t;
+                        float x = v[j];
+                        if (P.bias.p)
+                            x = __fadd_rn(x, lcx_ld(P.bias.p, P.bias.dt, (o0 + j) * P.bias.cs));
+                        if (P.accumulate)
+                            x = __fadd_rn(lcx_from16<DT>((uint16_t)(ow[q] >> (16 * t))), x);
+                        h2 |= (uint32_t)lcx_to16<DT>(x) << (16 * t);
+                    }
+                    hw[q] = h2;
+                }
+                *reinterpret_cast<uint4 *>(yp) = make_uint4(hw[0], hw[1], hw[2], hw[3]);
+            }
+        } else {
 #pragma unroll 4
-        for (int e = tid; e < BM * BN; e += LCX_LORA_THREADS) {
-            const int row = e / BN, col = e % BN;
-            if (row < rows && col < cols)
-                lcx_lora_put(P, P.y.p, m0 + row, n0 + col, ct[row * LCX_WG_LDC + col], 1.0f);
+            for (int e = tid; e < BM * BN; e += LCX_LORA_THREADS) {
+                const int row = e / BN, col = e % BN;
+                if (row < rows && col < cols)
+                    lcx_lora_put(P, P.y.p, m0 + row, n0 + col, ct[row * LCX_WG_LDC + col], 1.0f);
+            }
         }
         __syncthreads(); /* shared memory is reused by the next column tile */
     }
