@@ -2267,7 +2267,8 @@ static void lora_run_linear(const lora_lcase *c, lcx_rng *rng)
     if (c->has_bias)
         lview_make(&d.bias, c->dbias, 1, 1, c->out, c->lw == LL_TRANS ? LL_TRANS : LL_DENSE, 0.5, rng);
     if (c->has_lr) {
-        lview_make(&d.a, c->da, 2, c->R, c->in, c->lx == LL_PAD ? LL_TRANS : LL_DENSE, 1.0 / rin, rng);
+        lview_make(&d.a, c->da, 2, c->R, c->in, c->lx == LL_PAD ? LL_TRANS : c->lx == LL_PAD8 ? LL_PAD8 : LL_DENSE,
+                   1.0 / rin, rng);
         lview_make(&d.b, c->db, 2, c->out, c->R, c->lw == LL_TRANS ? LL_TRANS : LL_PAD, 2.0 / sr, rng);
     }
     /* without accumulate y is NaN: it must be neither read nor kept */
@@ -2492,6 +2493,7 @@ static void test_cuda_lora_wgmma(void **state)
         {129, 136, 255, 16, 4, LL_DENSE, LL_DENSE, 0},
         {300, 520, 300, 1, 2, LL_DENSE, LL_PAD8, 1},
         {140, 2048, 256, 16, 1, LL_DENSE, LL_DENSE, 0},
+        {150, 1003, 300, 16, 2, LL_PAD8, LL_PAD8, 0},
     };
     gpu = wg;
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {

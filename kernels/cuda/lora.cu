@@ -1196,14 +1196,23 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
     return lcx_simt_launch<64, 64>(s, ma, lcx_cdiv(T, 64), lcx_cdiv(out, 64), 1, 1);
 }
 
-/* whether the device runs the sm_90a build of this file (the wgmma kernel) */
+/* whether the device runs the sm_90a build of this file (the wgmma kernel):
+ * on a non-blocking stream of its own, so that context creation neither
+ * waits for work queued on the caller's (or the legacy) stream nor adds to
+ * it */
 lcx_status lcx_cuda_wgmma_probe(lcx_cuda_state *s, int *yes)
 {
+    cudaStream_t ps;
+    LCX_CUDA_TRY(cudaStreamCreateWithFlags(&ps, cudaStreamNonBlocking));
     int v = 0;
-    lcx_wgmma_probe_kernel<<<1, 32, 0, s->stream>>>(reinterpret_cast<int *>(s->check));
-    LCX_CUDA_TRY(cudaGetLastError());
-    LCX_CUDA_TRY(cudaMemcpyAsync(&v, s->check, sizeof v, cudaMemcpyDeviceToHost, s->stream));
-    LCX_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    lcx_wgmma_probe_kernel<<<1, 32, 0, ps>>>(reinterpret_cast<int *>(s->check));
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(&v, s->check, sizeof v, cudaMemcpyDeviceToHost, ps);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(ps);
+    const cudaError_t d = cudaStreamDestroy(ps);
+    LCX_CUDA_TRY(e != cudaSuccess ? e : d);
     *yes = v == 1;
     return LCX_OK;
 }

@@ -36,7 +36,16 @@ def asm(m):
     if 'wgmma.fence' in t: return 'emu_wg_arrive();'
     if 'wgmma.commit_group' in t: return 'emu_wg_commit();'
     if 'wgmma.wait_group' in t: return 'emu_wg_wait(n);'
-    if 'wgmma.mma_async' in t: return 'emu_wgmma(d, da, db, %s);' % ('true' if '.bf16.bf16' in t else 'false')
+    if 'wgmma.mma_async' in t:
+        # shape, the immediates after the descriptors and the scale-d operand
+        # (the setp's source: an "r"(value) input) go to the emulation
+        n = int(re.search(r'm64n(\d+)k16', t).group(1))
+        imm = re.search(r'%\d+, %\d+, p, (-?\d+), (-?\d+), (\d+), (\d+);', t)
+        sd = re.search(r'setp\.ne\.b32 p, %(\d+), 0', t)
+        ins = re.findall(r'"r"\(([^)]*)\)', t)
+        assert imm and sd and len(ins) == 1, t
+        return 'emu_wgmma(d, da, db, %s, %d, (%s), %s, %s, %s, %s);' % (
+            'true' if '.bf16.bf16' in t else 'false', n, ins[0], imm.group(1), imm.group(2), imm.group(3), imm.group(4))
     if 'cp.async.cg' in t: return 'emu_cp_async16(smem, gmem);'
     if 'commit_group' in t: return 'emu_commit();'
     if 'wait_group' in t: return 'emu_wait(n);'

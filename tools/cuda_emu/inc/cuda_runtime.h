@@ -99,10 +99,12 @@ template <class T> inline T emu_ld(const void *p)
     memcpy(&r, p, sizeof r);
     return r;
 }
+inline void emu_generic_write(const void *p, size_t n);
 template <class T> inline void emu_st(void *p, const T &v)
 {
     if ((uintptr_t)p % alignof(T)) { fprintf(stderr, "emu: misaligned %zu-byte vector store at %p\n", sizeof(T), p); abort(); }
     memcpy(p, &v, sizeof v);
+    emu_generic_write(p, sizeof v);
 }
 
 /* ---- arithmetic intrinsics (volatile: no contraction, no reassociation) ---- */
@@ -519,6 +521,8 @@ template <class F> cudaError_t cudaFuncSetAttribute(F *f, cudaFuncAttribute attr
 struct emu_stream { int x; };
 struct emu_event { unsigned long at; int recorded; };
 inline cudaError_t cudaStreamCreate(cudaStream_t *s) { emu_ctx_bind(); *s = new emu_stream(); return cudaSuccess; }
+#define cudaStreamNonBlocking 1
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); } /* one queue serves every stream */
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) { emu_drain(); delete s; return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { emu_drain(); return cudaSuccess; }
 inline cudaError_t cudaDeviceSynchronize() { emu_drain(); return cudaSuccess; }
@@ -595,6 +599,8 @@ struct emu_block {
     emu_bar bar, endbar;
     std::vector<std::unique_ptr<emu_warp>> warps;
     std::vector<emu_alloc> shared; /* registered __shared__ variables */
+    std::vector<uint8_t> unfenced; /* per byte of dynamic shared memory: written by the generic proxy
+                                    * (vector store, landed cp.async) and not yet fenced by its writer */
     size_t static_bytes = 0, dyn_bytes = 0;
     char *dyn = nullptr;
     int first_block = 1;
@@ -668,7 +674,7 @@ inline void emu_syncwarp(int line)
 #define __syncwarp(...) emu_syncwarp(__LINE__)
 #define __any_sync(m, p) emu_any((m), (p), __LINE__)
 
-inline void emu_wg_landed();
+inline void emu_generic_write(const void *p, size_t n);
 /* the destination holds poison from the issue until the wait that lands the
  * copy: a read before the copy has landed, or a stage overwritten while
  * still being read, both show */
@@ -682,7 +688,7 @@ inline void emu_wait(int n)
 {
     while ((int)emu_groups.size() > n) {
         for (auto &c : emu_groups.front()) memcpy(c.d, c.s, 16);
-        if (!emu_groups.front().empty()) emu_wg_landed();
+        for (auto &c : emu_groups.front()) emu_generic_write(c.d, 16);
         emu_groups.erase(emu_groups.begin());
     }
 }
@@ -772,11 +778,12 @@ inline void emu_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2
  * commit, or with this thread's cp.async data landed since its last
  * fence.proxy.async, is reported; a thread that exits with pending groups
  * is reported. */
-struct emu_wgop { float *d; int nr; uint64_t da, db; bool bf16; double p[128]; }; /* nr = N / 2 accumulators */
+struct emu_wgop { float *d; int nr; uint64_t da, db; bool bf16, acc, neg; double p[128]; }; /* nr = N / 2 accumulators */
 struct emu_wg_state {
     std::vector<emu_wgop> open;
     std::vector<std::vector<emu_wgop>> groups;
-    bool arrived = false, unfenced = false;
+    bool arrived = false;
+    std::vector<std::pair<size_t, size_t>> mine; /* this thread's unfenced writes (offset, bytes) */
 };
 inline thread_local emu_wg_state emu_wgs;
 inline const char *emu_wg_ptr(uint64_t desc, int row, int k)
@@ -794,6 +801,11 @@ inline const char *emu_wg_ptr(uint64_t desc, int row, int k)
     a ^= ((a >> 7) & 7) << 4;
     if (a < base || a + 2 > base + emu_blk->dyn_bytes) {
         fprintf(stderr, "emu: wgmma operand address outside the block's dynamic shared memory\n");
+        abort();
+    }
+    if (!emu_blk->unfenced.empty() && (emu_blk->unfenced[a - base] || emu_blk->unfenced[a - base + 1])) {
+        fprintf(stderr, "emu: wgmma reads shared memory written by the generic proxy (st.shared or cp.async) "
+                        "that its writer has not fenced with fence.proxy.async\n");
         abort();
     }
     return (const char *)a;
@@ -820,21 +832,44 @@ inline void emu_wg_product(const emu_wgop &op, double (&p)[128])
         p[i] = s;
     }
 }
-inline void emu_fence_proxy() { emu_wgs.unfenced = false; }
-inline void emu_wg_landed() { emu_wgs.unfenced = true; }
-inline void emu_wg_arrive() { emu_wgs.arrived = true; }
-template <int NR> inline void emu_wgmma(float (&d)[NR], uint64_t da, uint64_t db, bool bf16)
+/* fence.proxy.async: this thread's generic writes become visible to the async proxy */
+inline void emu_fence_proxy()
+{
+    for (auto &w : emu_wgs.mine) memset(emu_blk->unfenced.data() + w.first, 0, w.second);
+    emu_wgs.mine.clear();
+}
+/* a vector store or a landed cp.async into dynamic shared memory: a
+ * generic-proxy write that a wgmma may read only after its writer's
+ * fence.proxy.async (and a barrier) */
+inline void emu_generic_write(const void *p, size_t n)
+{
+    if (!emu_blk || (const char *)p < emu_blk->dyn || (const char *)p + n > emu_blk->dyn + emu_blk->dyn_bytes) return;
+    const size_t off = (size_t)((const char *)p - emu_blk->dyn);
+    if (emu_blk->unfenced.size() != emu_blk->dyn_bytes) emu_blk->unfenced.assign(emu_blk->dyn_bytes, 0);
+    memset(emu_blk->unfenced.data() + off, 1, n);
+    emu_wgs.mine.push_back({off, n});
+}inline void emu_wg_arrive() { emu_wgs.arrived = true; }
+/* n: the N of the instruction's shape; scale_d: the scale-d predicate's
+ * value (0: d = A B, else d += A B); sa, sb: imm-scale-a/b (1 or -1);
+ * ta, tb: imm-trans-a/b (only 0, K-major, is emulated) */
+template <int NR>
+inline void emu_wgmma(float (&d)[NR], uint64_t da, uint64_t db, bool bf16, int n, int scale_d, int sa, int sb, int ta,
+                      int tb)
 {
     static_assert(NR % 4 == 0 && NR <= 128, "m64nNk16 with N a multiple of 8 up to 256");
+    if (n != 2 * NR) { fprintf(stderr, "emu: wgmma m64n%dk16 with %d accumulator registers\n", n, NR); abort(); }
+    if (ta || tb) { fprintf(stderr, "emu: wgmma with transposed (MN-major) operands is not emulated\n"); abort(); }
+    if ((sa != 1 && sa != -1) || (sb != 1 && sb != -1)) { fprintf(stderr, "emu: wgmma imm-scale must be 1 or -1\n"); abort(); }
     if (blockDim.x * blockDim.y * blockDim.z % 128) { fprintf(stderr, "emu: wgmma in a block of partial warpgroups\n"); abort(); }
     if (!emu_wgs.arrived) { fprintf(stderr, "emu: wgmma.mma_async without a wgmma.fence before it\n"); abort(); }
-    if (emu_wgs.unfenced) { fprintf(stderr, "emu: wgmma.mma_async after cp.async data landed without fence.proxy.async\n"); abort(); }
     emu_wgop op;
     op.d = d;
     op.nr = NR;
     op.da = da;
     op.db = db;
     op.bf16 = bf16;
+    op.acc = scale_d != 0;
+    op.neg = sa * sb < 0;
     emu_wg_product(op, op.p);
     emu_wgs.open.push_back(op);
 }
@@ -854,7 +889,10 @@ inline void emu_wg_wait(int n)
                 fprintf(stderr, "emu: shared memory read by a wgmma changed between its issue and its wait_group\n");
                 abort();
             }
-            for (int i = 0; i < op.nr; i++) op.d[i] = (float)((double)op.d[i] + p[i]);
+            for (int i = 0; i < op.nr; i++) {
+                const double v = op.neg ? -p[i] : p[i];
+                op.d[i] = (float)(op.acc ? (double)op.d[i] + v : v);
+            }
         }
         emu_wgs.groups.erase(emu_wgs.groups.begin());
     }
@@ -995,6 +1033,7 @@ inline void emu_run_fibers(dim3 grid, dim3 block, long nt, emu_block &blk, std::
                 for (auto &w : blk.warps) w->bar.reset(32);
                 for (auto &sh : blk.shared) memset(sh.p, emu_poison(), sh.n);
                 memset(blk.dyn, emu_poison(), blk.dyn_bytes);
+                if (!blk.unfenced.empty()) memset(blk.unfenced.data(), 0, blk.unfenced.size());
             }
 }
 
@@ -1066,6 +1105,7 @@ void emu_launch(const void *kfn, const char *kname, dim3 grid, dim3 block, size_
                                 for (auto &w : blk.warps) w->bar.reset(32);
                                 for (auto &s : blk.shared) memset(s.p, emu_poison(), s.n);
                                 memset(blk.dyn, emu_poison(), dyn);
+                                if (!blk.unfenced.empty()) memset(blk.unfenced.data(), 0, blk.unfenced.size());
                             }
                             emu_wphase = 0;
                             blk.endbar.wait(-1);
