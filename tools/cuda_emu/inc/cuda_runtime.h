@@ -495,9 +495,11 @@ inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev)
     if (dev != 0) return cudaErrorInvalidValue;
     if (a == cudaDevAttrMemoryPoolsSupported) { *v = !emu_no_mempool(); return cudaSuccess; }
     if (a == cudaDevAttrMaxSharedMemoryPerMultiprocessor) { *v = emu_optin() + 1024; return cudaSuccess; } /* as on sm_80-sm_90 */
-    /* an sm_90 device (an sm_70 one for a build with SM80=0) */
-    if (a == cudaDevAttrComputeCapabilityMajor) { *v = LCX_EMU_SM80 ? 9 : 7; return cudaSuccess; }
-    if (a == cudaDevAttrComputeCapabilityMinor) { *v = 0; return cudaSuccess; }
+    /* an sm_90 device with an H100's shared memory, an sm_86 one with less
+     * (EMU_OPTIN), an sm_70 one for a build with SM80=0 */
+    const int major = LCX_EMU_SM80 ? (emu_optin() >= 232448 ? 9 : 8) : 7;
+    if (a == cudaDevAttrComputeCapabilityMajor) { *v = major; return cudaSuccess; }
+    if (a == cudaDevAttrComputeCapabilityMinor) { *v = major == 8 ? 6 : 0; return cudaSuccess; }
     if (a != cudaDevAttrMaxSharedMemoryPerBlockOptin) return cudaErrorInvalidValue;
     *v = emu_optin();
     return cudaSuccess;
