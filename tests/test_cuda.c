@@ -2338,6 +2338,21 @@ static void lora_dtypes(lora_lcase *c, int set, lcx_rng *rng)
     }
 }
 
+/* a case from a table row {T, in, out, R, dtype set, x layout, W layout,
+ * accumulate}; the rest zero */
+static void lora_case_row(lora_lcase *c, const int64_t row[8], lcx_rng *rng)
+{
+    memset(c, 0, sizeof *c);
+    c->T = row[0];
+    c->in = row[1];
+    c->out = row[2];
+    c->R = row[3];
+    lora_dtypes(c, (int)row[4], rng);
+    c->lx = (int)row[5];
+    c->lw = (int)row[6];
+    c->acc = (int)row[7];
+}
+
 static void test_cuda_lora_linear_vs_scalar(void **state)
 {
     (void)state;
@@ -2400,16 +2415,8 @@ static void test_cuda_lora_linear_vs_scalar(void **state)
     };
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++, iter++) {
         lora_lcase c;
-        memset(&c, 0, sizeof c);
-        c.T = sp[i][0];
-        c.in = sp[i][1];
-        c.out = sp[i][2];
-        c.R = sp[i][3];
-        lora_dtypes(&c, (int)sp[i][4], &rng);
-        c.lx = (int)sp[i][5];
-        c.lw = (int)sp[i][6];
+        lora_case_row(&c, sp[i], &rng);
         c.ly = yl[i % 3];
-        c.acc = (int)sp[i][7];
         c.has_w = c.has_lr = 1;
         c.has_bias = (int)(i % 2);
         c.scale = lora_scales[i % 6];
@@ -2498,16 +2505,8 @@ static void test_cuda_lora_wgmma(void **state)
     gpu = wg;
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
         lora_lcase c;
-        memset(&c, 0, sizeof c);
-        c.T = sp[i][0];
-        c.in = sp[i][1];
-        c.out = sp[i][2];
-        c.R = sp[i][3];
-        lora_dtypes(&c, (int)sp[i][4], &rng);
-        c.lx = (int)sp[i][5];
-        c.lw = (int)sp[i][6];
+        lora_case_row(&c, sp[i], &rng);
         c.ly = i % 3 == 0 ? LL_DENSE : i % 3 == 1 ? LL_PAD8 : LL_PAD; /* 16-byte rows: vector epilogue */
-        c.acc = (int)sp[i][7];
         c.has_w = 1;
         c.has_lr = c.R > 0;
         c.R = c.R > 0 ? c.R : 1;

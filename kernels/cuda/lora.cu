@@ -267,6 +267,32 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS)
     }
 }
 
+/* ---- the low-rank term of the tensor-core epilogues ---- */
+
+/* ranks q0 .. q0 + rc - 1 of u for rows m0 .. m0 + BM - 1 into us[r][row]
+ * ([RC][BM + 1] f32; zeros past M and rc) */
+template <int BM, int RC>
+__device__ __forceinline__ void lcx_stage_u(const lcx_lprob &P, float *us, int64_t m0, int64_t q0, int rc)
+{
+    for (int e = threadIdx.x; e < BM * RC; e += LCX_LORA_THREADS) {
+        const int row = e / RC, r = e % RC;
+        const int64_t m = m0 + row;
+        us[r * (BM + 1) + row] = m < P.M && r < rc ? P.u[m * P.ldu + q0 + r] : 0.0f;
+    }
+}
+
+/* the same ranks of B for outputs n0 .. n0 + BN - 1 into bs[r][col]
+ * ([RC][BN + 1] f32, widened) */
+template <int BN, int RC>
+__device__ __forceinline__ void lcx_stage_b(const lcx_lprob &P, float *bs, int64_t n0, int64_t q0, int rc)
+{
+    for (int e = threadIdx.x; e < BN * RC; e += LCX_LORA_THREADS) {
+        const int col = e / RC, r = e % RC;
+        const int64_t o = n0 + col;
+        bs[r * (BN + 1) + col] = o < P.N && r < rc ? lcx_ld(P.b.p, P.b.dt, o * P.b.rs + (q0 + r) * P.b.cs) : 0.0f;
+    }
+}
+
 /* ---- tensor-core GEMM (16-bit x and W of one dtype) ---- */
 
 #if !LCX_LORA_SM80
@@ -457,17 +483,8 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
             float *const bs = us + RC * (BM + 1);              /* [RC][BN + 1] */
             for (int64_t r0 = 0; r0 < P.R; r0 += RC) {
                 const int rc = P.R - r0 < RC ? (int)(P.R - r0) : RC;
-                for (int e = tid; e < BM * RC; e += LCX_LORA_THREADS) {
-                    const int row = e / RC, r = e % RC;
-                    const int64_t m = m0 + row;
-                    us[r * (BM + 1) + row] = m < P.M && r < rc ? P.u[m * P.ldu + r0 + r] : 0.0f;
-                }
-                for (int e = tid; e < BN * RC; e += LCX_LORA_THREADS) {
-                    const int col = e / RC, r = e % RC;
-                    const int64_t o = n0 + col;
-                    bs[r * (BN + 1) + col] =
-                        o < P.N && r < rc ? lcx_ld(P.b.p, P.b.dt, o * P.b.rs + (r0 + r) * P.b.cs) : 0.0f;
-                }
+                lcx_stage_u<BM, RC>(P, us, m0, r0, rc);
+                lcx_stage_b<BN, RC>(P, bs, n0, r0, rc);
                 __syncthreads();
                 for (int r = 0; r < rc; r++) {
                     float ur[MF][2], br[NF][2];
@@ -699,18 +716,9 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(con
                         us[(8 * (i >> 2) + 2 * tq + (i & 1)) * (BM + 1) + rowb + 8 * ((i >> 1) & 1)] =
                             __fmul_rn(P.s, accu[i]);
                 } else {
-                    for (int e = tid; e < BM * RC; e += LCX_LORA_THREADS) {
-                        const int row = e / RC, r = e % RC;
-                        const int64_t m = m0 + row;
-                        us[r * (BM + 1) + row] = m < P.M && r < rc ? P.u[m * P.ldu + q0 + r] : 0.0f;
-                    }
+                    lcx_stage_u<BM, RC>(P, us, m0, q0, rc);
                 }
-                for (int e = tid; e < BN * RC; e += LCX_LORA_THREADS) {
-                    const int col = e / RC, r = e % RC;
-                    const int64_t o = n0 + col;
-                    bs[r * (BN + 1) + col] =
-                        o < P.N && r < rc ? lcx_ld(P.b.p, P.b.dt, o * P.b.rs + (q0 + r) * P.b.cs) : 0.0f;
-                }
+                lcx_stage_b<BN, RC>(P, bs, n0, q0, rc);
                 __syncthreads();
                 for (int r = 0; r < rc; r++) {
                     const float u0 = us[r * (BM + 1) + rowb], u1 = us[r * (BM + 1) + rowb + 8];
