@@ -267,6 +267,75 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS)
     }
 }
 
+/* ---- tile output of the tensor-core GEMMs ---- */
+
+/* y rows m0 .. m0 + ROWS - 1 (at most), outputs n0 .. n0 + BN - 1 from the
+ * f32 tile ct ([ROWS][LDC], staged in shared memory by the calling block):
+ * lcx_lora_put's arithmetic (alpha 1) per output. Where y has x's 16-bit
+ * dtype and 16-byte rows, 8 outputs per thread and step are read (y_old)
+ * and written by 16 bytes, consecutive threads on consecutive outputs;
+ * otherwise element by element, still along rows. */
+template <int ROWS, int BN, int LDC, int BF16>
+__device__ __forceinline__ void lcx_tile_out(const lcx_lprob &P, const float *ct, int64_t m0, int64_t n0)
+{
+    constexpr int BM = ROWS;
+    const int tid = threadIdx.x;
+    const int64_t rows = P.M - m0 < BM ? P.M - m0 : BM, cols = P.N - n0 < BN ? P.N - n0 : BN;
+    constexpr int DT = BF16 ? LCX_BF16 : LCX_F16;
+    if (P.y.dt == DT && P.y.cs == 1 && P.y.rs % 8 == 0 && (uintptr_t)P.y.p % 16 == 0) {
+        /* y of x's dtype with 16-byte rows: 8 outputs per thread and
+         * step, y_old and y by 16 bytes; lcx_lora_put's arithmetic
+         * (alpha is 1 here) */
+#pragma unroll 2
+        for (int e = tid; e < BM * BN / 8; e += LCX_LORA_THREADS) {
+            const int row = e / (BN / 8), c8 = e % (BN / 8) * 8;
+            if (row >= rows || c8 >= cols)
+                continue;
+            const float *const cp = ct + row * LDC + c8;
+            const float4 v0 = *reinterpret_cast<const float4 *>(cp);
+            const float4 v1 = *reinterpret_cast<const float4 *>(cp + 4);
+            float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+            const int64_t m = m0 + row, o0 = n0 + c8;
+            if (c8 + 8 > cols) { /* the last outputs of the layer */
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    if (j < cols - c8)
+                        lcx_lora_put(P, P.y.p, m, o0 + j, v[j], 1.0f);
+                continue;
+            }
+            uint16_t *const yp = reinterpret_cast<uint16_t *>(P.y.p) + m * P.y.rs + o0;
+            uint4 old = make_uint4(0u, 0u, 0u, 0u);
+            if (P.accumulate)
+                old = *reinterpret_cast<const uint4 *>(yp);
+            const uint32_t ow[4] = {old.x, old.y, old.z, old.w};
+            uint32_t hw[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                uint32_t h2 = 0;
+#pragma unroll
+                for (int t = 0; t < 2; t++) {
+                    const int j = 2 * q + t;
+                    float x = v[j];
+                    if (P.bias.p)
+                        x = __fadd_rn(x, lcx_ld(P.bias.p, P.bias.dt, (o0 + j) * P.bias.cs));
+                    if (P.accumulate)
+                        x = __fadd_rn(lcx_from16<DT>((uint16_t)(ow[q] >> (16 * t))), x);
+                    h2 |= (uint32_t)lcx_to16<DT>(x) << (16 * t);
+                }
+                hw[q] = h2;
+            }
+            *reinterpret_cast<uint4 *>(yp) = make_uint4(hw[0], hw[1], hw[2], hw[3]);
+        }
+    } else {
+#pragma unroll 4
+        for (int e = tid; e < BM * BN; e += LCX_LORA_THREADS) {
+            const int row = e / BN, col = e % BN;
+            if (row < rows && col < cols)
+                lcx_lora_put(P, P.y.p, m0 + row, n0 + col, ct[row * LDC + col], 1.0f);
+        }
+    }
+}
+
 /* ---- the low-rank term of the tensor-core epilogues ---- */
 
 /* ranks q0 .. q0 + rc - 1 of u for rows m0 .. m0 + BM - 1 into us[r][row]
@@ -312,8 +381,13 @@ struct lcx_mma_cfg {
     static constexpr int MF = WM / 16, NF = WN / 8;
     static constexpr int PIPE = STAGES * (BM + BN) * LCX_MMA_LDS * 2;
     static constexpr int EPI = LCX_MMA_RC * (BM + 1 + BN + 1) * 4;
-    static constexpr int SMEM = PIPE > EPI ? PIPE : EPI;
+    /* the f32 tile staged for the stores: whole where it fits the larger of
+     * the two above, else in two halves of rows */
+    static constexpr int LDC = BN + 8, BIG = PIPE > EPI ? PIPE : EPI;
+    static constexpr int EP = BM * LDC * 4 <= BIG ? 1 : 2;
+    static constexpr int SMEM = BIG > BM / EP * LDC * 4 ? BIG : BM / EP * LDC * 4;
     static_assert(MF >= 1 && NF >= 2 && NF % 2 == 0 && WM % 16 == 0, "warp tile");
+    static_assert(EP == 1 || WM == BM / 2, "a pass of the staged tile is the rows of one warp row");
     static_assert(SMEM <= 64 * 1024, "dynamic shared memory (sm_75 allows 64 KiB per block, sm_80+ more)");
 };
 
@@ -511,19 +585,28 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
         }
 
         /* accumulator (mi, ni, e) is row g + 8 (e / 2), column 2 tq + e % 2 of
-         * the warp's 16 x 8 tile (mi, ni) */
+         * the warp's 16 x 8 tile (mi, ni): staged in shared memory, in one
+         * pass or, where the whole tile does not fit the block's buffer, one
+         * per row half of warps (wm), then stored along rows */
+        float *const ct = reinterpret_cast<float *>(smem);
+#pragma unroll 1
+        for (int pass = 0; pass < C::EP; pass++) {
+            if (C::EP == 1 || wm == pass) {
+                const int rb = wm * C::WM - pass * (BM / C::EP) + g;
 #pragma unroll
-        for (int mi = 0; mi < MF; mi++)
+                for (int mi = 0; mi < MF; mi++)
 #pragma unroll
-            for (int ni = 0; ni < NF; ni++)
+                    for (int ni = 0; ni < NF; ni++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int64_t m = m0 + wm * C::WM + mi * 16 + g + (e >> 1) * 8;
-                    const int64_t o = n0 + wn * C::WN + ni * 8 + 2 * tq + (e & 1);
-                    if (m < P.M && o < P.N)
-                        lcx_lora_put(P, P.y.p, m, o, acc[mi][ni][e], 1.0f);
-                }
-        __syncthreads(); /* shared memory is reused by the next column tile */
+                        for (int h = 0; h < 2; h++) {
+                            float *const cp = ct + (rb + mi * 16 + 8 * h) * C::LDC + wn * C::WN + ni * 8 + 2 * tq;
+                            *reinterpret_cast<float2 *>(cp) = make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+                        }
+            }
+            __syncthreads();
+            lcx_tile_out<BM / C::EP, BN, C::LDC, BF16>(P, ct, m0 + pass * (BM / C::EP), n0);
+            __syncthreads(); /* shared memory is reused by the next pass or column tile */
+        }
     }
 }
 
@@ -747,60 +830,7 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(con
                 *reinterpret_cast<float2 *>(cp) = make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
             }
         __syncthreads();
-        const int64_t rows = P.M - m0 < BM ? P.M - m0 : BM, cols = P.N - n0 < BN ? P.N - n0 : BN;
-        constexpr int DT = BF16 ? LCX_BF16 : LCX_F16;
-        if (P.y.dt == DT && P.y.cs == 1 && P.y.rs % 8 == 0 && (uintptr_t)P.y.p % 16 == 0) {
-            /* y of x's dtype with 16-byte rows: 8 outputs per thread and
-             * step, y_old and y by 16 bytes; lcx_lora_put's arithmetic
-             * (alpha is 1 here) */
-#pragma unroll 2
-            for (int e = tid; e < BM * BN / 8; e += LCX_LORA_THREADS) {
-                const int row = e / (BN / 8), c8 = e % (BN / 8) * 8;
-                if (row >= rows || c8 >= cols)
-                    continue;
-                const float *const cp = ct + row * LCX_WG_LDC + c8;
-                const float4 v0 = *reinterpret_cast<const float4 *>(cp);
-                const float4 v1 = *reinterpret_cast<const float4 *>(cp + 4);
-                float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-                const int64_t m = m0 + row, o0 = n0 + c8;
-                if (c8 + 8 > cols) { /* the last outputs of the layer */
-#pragma unroll
-                    for (int j = 0; j < 8; j++)
-                        if (j < cols - c8)
-                            lcx_lora_put(P, P.y.p, m, o0 + j, v[j], 1.0f);
-                    continue;
-                }
-                uint16_t *const yp = reinterpret_cast<uint16_t *>(P.y.p) + m * P.y.rs + o0;
-                uint4 old = make_uint4(0u, 0u, 0u, 0u);
-                if (P.accumulate)
-                    old = *reinterpret_cast<const uint4 *>(yp);
-                const uint32_t ow[4] = {old.x, old.y, old.z, old.w};
-                uint32_t hw[4];
-#pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    uint32_t h2 = 0;
-#pragma unroll
-                    for (int t = 0; t < 2; t++) {
-                        const int j = 2 * q + t;
-                        float x = v[j];
-                        if (P.bias.p)
-                            x = __fadd_rn(x, lcx_ld(P.bias.p, P.bias.dt, (o0 + j) * P.bias.cs));
-                        if (P.accumulate)
-                            x = __fadd_rn(lcx_from16<DT>((uint16_t)(ow[q] >> (16 * t))), x);
-                        h2 |= (uint32_t)lcx_to16<DT>(x) << (16 * t);
-                    }
-                    hw[q] = h2;
-                }
-                *reinterpret_cast<uint4 *>(yp) = make_uint4(hw[0], hw[1], hw[2], hw[3]);
-            }
-        } else {
-#pragma unroll 4
-            for (int e = tid; e < BM * BN; e += LCX_LORA_THREADS) {
-                const int row = e / BN, col = e % BN;
-                if (row < rows && col < cols)
-                    lcx_lora_put(P, P.y.p, m0 + row, n0 + col, ct[row * LCX_WG_LDC + col], 1.0f);
-            }
-        }
+        lcx_tile_out<BM, BN, LCX_WG_LDC, BF16>(P, ct, m0, n0);
         __syncthreads(); /* shared memory is reused by the next column tile */
     }
 #else
