@@ -286,7 +286,7 @@ __device__ __forceinline__ void lcx_tile_out(const lcx_lprob &P, const float *ct
         /* y of x's dtype with 16-byte rows: 8 outputs per thread and
          * step, y_old and y by 16 bytes; lcx_lora_put's arithmetic
          * (alpha is 1 here) */
-#pragma unroll 2
+#pragma unroll 1
         for (int e = tid; e < BM * BN / 8; e += LCX_LORA_THREADS) {
             const int row = e / (BN / 8), c8 = e % (BN / 8) * 8;
             if (row >= rows || c8 >= cols)
