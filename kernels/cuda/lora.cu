@@ -267,6 +267,23 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS)
     }
 }
 
+/* ---- tile copies of the tensor-core GEMMs ---- */
+
+/* the 16-bit values row[(k + j) cs], j = 0 .. 7, as one 16-byte shared
+ * store at dst; zeros for k + j >= K, or everywhere when !ok (a row past
+ * the problem) */
+__device__ __forceinline__ void lcx_chunk8(void *dst, const uint16_t *row, int64_t k, int64_t K, int64_t cs, bool ok)
+{
+    uint32_t h[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const uint32_t lo = ok && k + 2 * j < K ? row[(k + 2 * j) * cs] : 0u;
+        const uint32_t hi = ok && k + 2 * j + 1 < K ? row[(k + 2 * j + 1) * cs] : 0u;
+        h[j] = lo | hi << 16;
+    }
+    *reinterpret_cast<uint4 *>(dst) = make_uint4(h[0], h[1], h[2], h[3]);
+}
+
 /* ---- tile output of the tensor-core GEMMs ---- */
 
 /* y rows m0 .. m0 + ROWS - 1 (at most), outputs n0 .. n0 + BN - 1 from the
@@ -433,19 +450,10 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
                 const uint16_t *const src = isw ? wg : xg;
                 uint16_t *const dst = sa + (isw ? BM * LDS : 0) + row * LDS + kc;
                 const int64_t k = k0 + kc;
-                if (((vec >> (isw ? 1 : 0)) & 1) && gr < lim && k + 8 <= P.K) {
+                if (((vec >> (isw ? 1 : 0)) & 1) && gr < lim && k + 8 <= P.K)
                     lcx_cp_async16(dst, src + gr * rs + k);
-                } else {
-                    uint32_t h[4];
-#pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        const uint32_t lo = gr < lim && k + 2 * j < P.K ? src[gr * rs + (k + 2 * j) * cs] : 0u;
-                        const uint32_t hi =
-                            gr < lim && k + 2 * j + 1 < P.K ? src[gr * rs + (k + 2 * j + 1) * cs] : 0u;
-                        h[j] = lo | hi << 16;
-                    }
-                    *reinterpret_cast<uint4 *>(dst) = make_uint4(h[0], h[1], h[2], h[3]);
-                }
+                else
+                    lcx_chunk8(dst, src + gr * rs, k, P.K, cs, gr < lim);
             }
         };
 
@@ -614,7 +622,8 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS) lcx_lora_mma_kernel(const lc
  *
  * Block tile 128 tokens x 256 outputs, two warpgroups of 64 tokens each,
  * reduction step 64 (one 128-byte swizzled row per tile row, mma.cuh),
- * four stages of 48 KiB in a ring (one block per SM). Tiles are copied by
+ * four stages of 48 KiB (50 with A's rows, below) in a ring (one block per
+ * SM). Tiles are copied by
  * 16-byte cp.async (the element-wise copy only for a reduction tail shorter
  * than 8 values; rows past the problem are zeros); per stage each
  * warpgroup issues 4 wgmma m64n256k16 and keeps one stage's group in
@@ -657,7 +666,7 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(con
     unsigned char *const raw = reinterpret_cast<unsigned char *>(lcx_lora_smem);
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(raw);
     const uint32_t pad = (1024u - (sraw & 1023u)) & 1023u;
-    unsigned char *const ring = raw + pad; /* stage st: x rows at st SB, W rows at st SB + BM 128 */
+    unsigned char *const ring = raw + pad; /* stage st: x rows at st SB, W's at + BM 128, A's at + (BM + BN) 128 */
     const uint32_t sring = sraw + pad;
     const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31, wq = (tid >> 5) & 3;
     const int g = lane >> 2, tq = lane & 3;
@@ -693,18 +702,10 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(con
                 unsigned char *const da = d + (BM + BN) * 128;
                 const uint16_t *const src = ag + r0 * P.a.rs;
                 const int64_t k = k0 + cc * 8;
-                if (k + 8 <= P.K) {
+                if (k + 8 <= P.K)
                     lcx_cp_async16(da, src + k);
-                } else {
-                    uint32_t h[4];
-#pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        const uint32_t lo = k + 2 * j < P.K ? src[k + 2 * j] : 0u;
-                        const uint32_t hi = k + 2 * j + 1 < P.K ? src[k + 2 * j + 1] : 0u;
-                        h[j] = lo | hi << 16;
-                    }
-                    *reinterpret_cast<uint4 *>(da) = make_uint4(h[0], h[1], h[2], h[3]);
-                }
+                else
+                    lcx_chunk8(da, src, k, P.K, 1, true);
             }
             if (inner && k0 + BK <= P.K) {
 #pragma unroll
@@ -723,18 +724,10 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(con
                 const int64_t gr = (isw ? n0 : m0) + row, lim = isw ? P.N : P.M;
                 const uint16_t *const src = (isw ? wgp + gr * P.w.rs : xg + gr * P.x.rs);
                 unsigned char *const dst = d + i * 4096;
-                if (gr < lim && k + 8 <= P.K) {
+                if (gr < lim && k + 8 <= P.K)
                     lcx_cp_async16(dst, src + k);
-                } else {
-                    uint32_t h[4];
-#pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        const uint32_t lo = gr < lim && k + 2 * j < P.K ? src[k + 2 * j] : 0u;
-                        const uint32_t hi = gr < lim && k + 2 * j + 1 < P.K ? src[k + 2 * j + 1] : 0u;
-                        h[j] = lo | hi << 16;
-                    }
-                    *reinterpret_cast<uint4 *>(dst) = make_uint4(h[0], h[1], h[2], h[3]);
-                }
+                else
+                    lcx_chunk8(dst, src, k, P.K, 1, gr < lim);
             }
         };
 
@@ -745,6 +738,11 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(con
             lcx_cp_async_commit();
         }
         const uint32_t sa = sring + wg * 64 * 128, sb = sring + BM * 128, su = sring + (BM + BN) * 128;
+        auto pin = [&] {
+            lcx_wg_pin(acc);
+            if constexpr (fa)
+                lcx_wg_pin(accu);
+        };
         int sc = 0, sf = S - 2;
         for (int64_t kt = 0; kt < nk; kt++) {
             lcx_cp_async_wait<S - 3>(); /* tile kt has landed (this thread's copies) */
@@ -754,34 +752,22 @@ __global__ void __launch_bounds__(LCX_LORA_THREADS, 1) lcx_lora_wgmma_kernel(con
                 fetch(sf, kt + S - 2);
             lcx_cp_async_commit();
             lcx_wg_arrive();
-            lcx_wg_pin(acc);
-            if constexpr (fa)
-                lcx_wg_pin(accu);
-            if constexpr (fa) {
+            pin();
 #pragma unroll
-                for (int kk = 0; kk < BK / 16; kk++) {
-                    const uint64_t dx = lcx_wg_desc(sa + sc * SB + kk * 32);
-                    lcx_wgmma_n256<BF16>(acc, dx, lcx_wg_desc(sb + sc * SB + kk * 32));
+            for (int kk = 0; kk < BK / 16; kk++) {
+                const uint64_t dx = lcx_wg_desc(sa + sc * SB + kk * 32);
+                lcx_wgmma_n256<BF16>(acc, dx, lcx_wg_desc(sb + sc * SB + kk * 32));
+                if constexpr (fa)
                     lcx_wgmma_n16<BF16>(accu, dx, lcx_wg_desc(su + sc * SB + kk * 32));
-                }
-            } else {
-#pragma unroll
-                for (int kk = 0; kk < BK / 16; kk++)
-                    lcx_wgmma_n256<BF16>(acc, lcx_wg_desc(sa + sc * SB + kk * 32),
-                                         lcx_wg_desc(sb + sc * SB + kk * 32));
             }
             lcx_wg_commit();
-            lcx_wg_pin(acc);
-            if constexpr (fa)
-                lcx_wg_pin(accu);
+            pin();
             lcx_wg_wait<1>();
             sc = sc + 1 == S ? 0 : sc + 1;
             sf = sf + 1 == S ? 0 : sf + 1;
         }
         lcx_wg_wait<0>();
-        lcx_wg_pin(acc);
-        if constexpr (fa)
-            lcx_wg_pin(accu);
+        pin();
         lcx_cp_async_wait<0>();
         __syncthreads(); /* the ring is free: the epilogue reuses it */
 
@@ -1169,12 +1155,14 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
     const int tc = w && x->dtype == w->dtype && x->dtype != LCX_F32; /* tensor cores */
     const int vec = tc ? lcx_rows16(mp.x, T) | (lcx_rows16(mp.w, out) << 1) : 0;
     const int wgmma = tc && s->wgmma && vec == 3 && T > 64;
+    if (R > 0) {
+        mp.b = lcx_lv_of(b);
+        mp.R = R;
+    }
     if (wgmma && R > 0 && R <= LCX_WG_RA && a->dtype == x->dtype && lcx_rows16(lcx_lv_of(a), R)) {
         /* u = s x A^T inside the GEMM */
         mp.a = lcx_lv_of(a);
         mp.s = scale;
-        mp.b = lcx_lv_of(b);
-        mp.R = R;
     } else if (R > 0) {
         /* u = s x A^T, f32 [T][R] in the device scratch (after ks split
          * slices when the reduction is split) */
@@ -1208,8 +1196,6 @@ extern "C" lcx_status lcx_cuda_lora_linear(lcx_cuda_state *s, const lcx_tensor *
             return st;
         mp.u = u + (ks > 1 ? (int64_t)ks * T * R : 0);
         mp.ldu = R;
-        mp.b = lcx_lv_of(b);
-        mp.R = R;
     }
     if (tc) {
         const int bf16 = x->dtype == LCX_BF16;
