@@ -350,6 +350,31 @@ static double lora_bytes(const lora_dev *j, lcx_dtype dt, int with_delta)
     return (double)lcx_dtype_size(dt) * (T * in + out * in + T * out + (with_delta ? r * (in + out) : 0));
 }
 
+/* a second context created with LONGCTX_CUDA_WGMMA=1 (the variable restored
+ * after) where its kernel for `op` is `want` and the default context's is
+ * not; else NULL. Prints which kernels run */
+static lcx_context *make_wgmma_ctx(int device, lcx_context *ctx, const char *op, const char *want, const char *what)
+{
+    const char *old = getenv("LONGCTX_CUDA_WGMMA");
+    char keep[16] = "";
+    if (old)
+        snprintf(keep, sizeof keep, "%s", old);
+    setenv("LONGCTX_CUDA_WGMMA", "1", 1);
+    lcx_context *wctx = make_cuda_ctx(device);
+    if (old)
+        setenv("LONGCTX_CUDA_WGMMA", keep, 1);
+    else
+        unsetenv("LONGCTX_CUDA_WGMMA");
+    const char *kn = lcx_context_kernel_name(wctx, op);
+    const char *kd = lcx_context_kernel_name(ctx, op);
+    if (!kn || strcmp(kn, want) != 0 || (kd && strcmp(kd, kn) == 0)) {
+        lcx_context_destroy(wctx); /* not available here, or already the default's */
+        wctx = NULL;
+    }
+    printf("(%s kernels: default %s%s%s)\n", what, kd ? kd : "?", wctx ? ", wgmma " : "", wctx ? kn : "");
+    return wctx;
+}
+
 static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
 {
     static const int64_t def_tokens[4] = {1, 8, 512, 4096};
@@ -369,26 +394,7 @@ static void bench_lora_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
 #endif
     /* the warpgroup-MMA GEMM (opt-in, sm_90a) on a second context, timed
      * beside the default where this device and build run it */
-    lcx_context *wctx = NULL;
-    {
-        const char *old = getenv("LONGCTX_CUDA_WGMMA");
-        char keep[16] = "";
-        if (old)
-            snprintf(keep, sizeof keep, "%s", old);
-        setenv("LONGCTX_CUDA_WGMMA", "1", 1);
-        wctx = make_cuda_ctx(o->device);
-        if (old)
-            setenv("LONGCTX_CUDA_WGMMA", keep, 1);
-        else
-            unsetenv("LONGCTX_CUDA_WGMMA");
-        const char *kn = lcx_context_kernel_name(wctx, "gemm_ukr");
-        const char *kd = lcx_context_kernel_name(ctx, "gemm_ukr");
-        if (!kn || strcmp(kn, "lcx_k_lora_gemm_wgmma__cuda") != 0 || (kd && strcmp(kd, kn) == 0)) {
-            lcx_context_destroy(wctx); /* not available here, or already the default's */
-            wctx = NULL;
-        }
-        printf("(LoRA GEMM kernels: default %s%s%s)\n", kd ? kd : "?", wctx ? ", wgmma " : "", wctx ? kn : "");
-    }
+    lcx_context *const wctx = make_wgmma_ctx(o->device, ctx, "gemm_ukr", "lcx_k_lora_gemm_wgmma__cuda", "LoRA GEMM");
     for (int ti = 0; ti < n_tokens; ti++)
         for (int dt = 0; dt < 2; dt++) {
             const int64_t T = tokens[ti];
@@ -553,15 +559,18 @@ static void bench_attention_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
     printf("\n== attention prefill (heads 32, kv_heads 8, dim 128, causal; TFLOP/s = 2 * 2 * S^2 / 2 * H * D) ==\n"
            "%-8s %-6s %10s %10s %12s %9s\n",
            "seq", "dtype", "ms", "TFLOP/s", "SDPA TFLOP/s", "/ SDPA");
+    /* the wgmma kernel (opt-in, sm_90a) on a second context where it runs */
+    lcx_context *const wctx = make_wgmma_ctx(o->device, ctx, "attn_qk", "lcx_k_attention_wgmma__cuda", "attention");
     for (int si = 0; si < n_seqs; si++) {
         const int64_t S = seqs[si];
         double sdpa = -1; /* measured once per length (bf16) */
-        for (int dt = 0; dt < 3; dt++) {
+        for (int dt = 0; dt < (wctx ? 5 : 3); dt++) {
             const lcx_dtype dtype = dt ? LCX_BF16 : LCX_F32;
-            const char *const label = dt == 2 ? "bf16*" : lcx_dtype_name(dtype);
+            static const char *const labels[5] = {"f32", "bf16", "bf16*", "wg", "wg*"};
+            const char *const label = labels[dt];
             attn_dev j;
-            attn_dev_make(&j, ctx, dtype, dtype, S, S, H, HKV, D, 11);
-            j.p.pv_16bit = dt == 2;
+            attn_dev_make(&j, dt >= 3 ? wctx : ctx, dtype, dtype, S, S, H, HKV, D, 11);
+            j.p.pv_16bit = dt == 2 || dt == 4;
             const dstats s = time_dev_adaptive(attn_dev_run, &j, o->reps);
             const double flops = 2.0 * (double)S * (double)S * (double)H * (double)D, tf = flops / s.med * 1e-12;
             if (dt && sdpa < 0)
@@ -576,8 +585,11 @@ static void bench_attention_dev(const lcx_bench_cuda_opts *o, lcx_context *ctx)
         }
     }
     printf("  (f32 runs the SIMT kernel, bf16 the tensor-core kernel with f32-level P V (P split in two bf16 "
-           "halves), bf16* the same with pv_16bit = 1 (P rounded to bf16, FlashAttention's numerics); SDPA: "
-           "bench/sdpa_bench.py through python3, flash backend, bf16; n/a where torch with CUDA is missing)\n");
+           "halves), bf16* the same with pv_16bit = 1 (P rounded to bf16, FlashAttention's numerics); wg, wg*: "
+           "bf16 and bf16* on the wgmma kernel where it runs; SDPA: bench/sdpa_bench.py through python3, flash "
+           "backend, bf16; n/a where torch with CUDA is missing)\n");
+    if (wctx)
+        lcx_context_destroy(wctx);
 
     /* decode: one query over a bf16 cache; q bf16 (tensor cores) and f32 (SIMT) */
     printf("\n== attention decode (1 query, heads 32, kv_heads 8, dim 128, bf16 cache; GB/s of K+V read) ==\n"

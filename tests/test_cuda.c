@@ -1536,11 +1536,43 @@ static void test_cuda_attention_bad_input(void **state)
 /* S2-Attn: the CUDA result against the CPU scalar result on the same inputs
  * (the CPU suite checks that one against LongLoRA's golden outputs and a
  * literal re-enactment), f32 outputs, the attention tolerance */
-static void test_cuda_attention_s2(void **state)
+/* a second CUDA context created with LONGCTX_CUDA_WGMMA=1 (the caller's
+ * value of the variable restored after); NULL, after a note, where its
+ * kernel for `op` is not `want` (no compute capability 9.0 device running a
+ * build with sm_90a: the wgmma kernels are not used there) */
+static lcx_context *wgmma_context(const char *op, const char *want, const char *what)
 {
-    (void)state;
-    lcx_rng rng;
-    lcx_rng_seed(&rng, lcx_test_seed, 25);
+    const char *old = getenv("LONGCTX_CUDA_WGMMA");
+    char keep[16] = "";
+    if (old)
+        snprintf(keep, sizeof keep, "%s", old);
+    setenv("LONGCTX_CUDA_WGMMA", "1", 1);
+    lcx_context_options o;
+    lcx_context_options_default(&o);
+    o.device = LCX_DEVICE_CUDA;
+    lcx_context *wg = NULL;
+    const lcx_status st = lcx_context_create(&o, &wg);
+    if (old)
+        setenv("LONGCTX_CUDA_WGMMA", keep, 1);
+    else
+        unsetenv("LONGCTX_CUDA_WGMMA");
+    if (st != LCX_OK)
+        lcx_fail_msg("wgmma context: %s", lcx_last_error());
+    const char *name = lcx_context_kernel_name(wg, op);
+    assert_non_null(name);
+    if (strcmp(name, want) != 0) {
+        printf("%s: not available here (a compute capability 9.0 device running a build with "
+               "-Dgpu_sm=...,90a); skipped\n", what);
+        lcx_context_destroy(wg);
+        return NULL;
+    }
+    return wg;
+}
+
+/* S2-Attn against the CPU: every mode, f32 and 16-bit */
+static void att_s2_suite(lcx_rng *rngp)
+{
+    lcx_rng rng = *rngp;
     const struct {
         int64_t B, N, H, Hkv, D, g;
         lcx_s2_mode mode;
@@ -1604,6 +1636,15 @@ static void test_cuda_attention_s2(void **state)
         att_free(&V);
         att_free(&O);
     }
+    *rngp = rng;
+}
+
+static void test_cuda_attention_s2(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 25);
+    att_s2_suite(&rng);
 }
 
 /* The tensor-core forward (q, k, v of one 16-bit dtype, d = dv of 64, 96 or
@@ -1664,11 +1705,11 @@ static void att_overflow(lcx_rng *rng)
     }
 }
 
-static void test_cuda_attention_tensor_cores(void **state)
+/* the tensor-core cases: every shape class, feature and edge of the
+ * mma.sync kernel (and of the wgmma one, on a context that has it) */
+static void att_tc_suite(lcx_rng *rngp)
 {
-    (void)state;
-    lcx_rng rng;
-    lcx_rng_seed(&rng, lcx_test_seed, 26);
+    lcx_rng rng = *rngp;
     const int64_t dims[3] = {64, 96, 128};
     const int64_t seqs[7][2] = {{1, 1}, {63, 63}, {64, 64}, {65, 65}, {130, 200}, {200, 130}, {7, 300}};
     for (int di = 0; di < 3; di++)
@@ -1882,6 +1923,36 @@ static void test_cuda_attention_tensor_cores(void **state)
         c.ramp_qk = 1;
         att_run(&c, &rng, "cuda attention: huge finite scores");
     }
+    *rngp = rng;
+}
+
+static void test_cuda_attention_tensor_cores(void **state)
+{
+    (void)state;
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 26);
+    att_tc_suite(&rng);
+}
+
+/* the tensor-core and S2 cases again on a context with the wgmma kernel
+ * (prefill blocks of 128 rows at head dims 64 and 128 take it; the rest,
+ * decode and head dim 96, stay on mma.sync there) */
+static void test_cuda_attention_wgmma(void **state)
+{
+    (void)state;
+    lcx_context *const wg = wgmma_context("attn_qk", "lcx_k_attention_wgmma__cuda", "cuda attention wgmma");
+    if (!wg)
+        skip();
+    /* the default stays mma.sync */
+    assert_string_equal(lcx_context_kernel_name(gpu, "attn_qk"), "lcx_k_attention__cuda");
+    lcx_rng rng;
+    lcx_rng_seed(&rng, lcx_test_seed, 28);
+    lcx_context *const first = gpu;
+    gpu = wg;
+    att_tc_suite(&rng);
+    att_s2_suite(&rng);
+    gpu = first;
+    lcx_context_destroy(wg);
 }
 
 /* LongLoRA's golden S2-Attn outputs (and full causal outputs) on the GPU:
@@ -2461,30 +2532,10 @@ static void test_cuda_lora_linear_vs_scalar(void **state)
 static void test_cuda_lora_wgmma(void **state)
 {
     (void)state;
-    const char *old = getenv("LONGCTX_CUDA_WGMMA");
-    char keep[16] = "";
-    if (old)
-        snprintf(keep, sizeof keep, "%s", old);
-    setenv("LONGCTX_CUDA_WGMMA", "1", 1);
-    lcx_context_options o;
-    lcx_context_options_default(&o);
-    o.device = LCX_DEVICE_CUDA;
-    lcx_context *wg = NULL, *const first = gpu;
-    const lcx_status st = lcx_context_create(&o, &wg);
-    if (old)
-        setenv("LONGCTX_CUDA_WGMMA", keep, 1);
-    else
-        unsetenv("LONGCTX_CUDA_WGMMA");
-    if (st != LCX_OK)
-        lcx_fail_msg("wgmma context: %s", lcx_last_error());
-    const char *name = lcx_context_kernel_name(wg, "gemm_ukr");
-    assert_non_null(name);
-    if (strcmp(name, "lcx_k_lora_gemm_wgmma__cuda") != 0) {
-        printf("cuda lora wgmma: not available here (a compute capability 9.0 device running a build with "
-               "-Dgpu_sm=...,90a); skipped\n");
-        lcx_context_destroy(wg);
+    lcx_context *const wg = wgmma_context("gemm_ukr", "lcx_k_lora_gemm_wgmma__cuda", "cuda lora wgmma");
+    if (!wg)
         skip();
-    }
+    lcx_context *const first = gpu;
     /* the default stays mma.sync */
     assert_string_equal(lcx_context_kernel_name(gpu, "gemm_ukr"), "lcx_k_lora_gemm__cuda");
     lcx_rng rng;
@@ -3500,6 +3551,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cuda_attention_bad_input),
         cmocka_unit_test(test_cuda_attention_s2),
         cmocka_unit_test(test_cuda_attention_tensor_cores),
+        cmocka_unit_test(test_cuda_attention_wgmma),
         cmocka_unit_test(test_cuda_attention_golden),
         cmocka_unit_test(test_cuda_thread_state_kept),
         cmocka_unit_test(test_cuda_second_device),

@@ -395,13 +395,16 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
     /* tensor cores for q, k, v of one 16-bit dtype and d = dv of 64/96/128 */
     const bool tc = q->dtype == k->dtype && q->dtype == v->dtype && (q->dtype == LCX_BF16 || q->dtype == LCX_F16) &&
                     a.D == a.Dv && tc_available((int)a.D, q->dtype == LCX_BF16);
-    int BQ, tc_warps = 0;
+    int BQ, tc_warps = 0, tc_wg = 0;
     size_t smem, smem_static;
     if (tc) {
         /* 128 rows per block where there are that many (prefill), else 64 */
         tc_warps = a.G * max_q >= 128 ? 8 : 4;
         BQ = 16 * tc_warps;
-        smem = tc_smem_bytes((int)a.D);
+        /* prefill at head dims 64 and 128 on warpgroup MMA where the context
+         * found sm_90a code (LONGCTX_CUDA_WGMMA) */
+        tc_wg = s->wgmma && tc_warps == 8 && (a.D == 64 || a.D == 128);
+        smem = tc_wg ? tc_wg_smem_bytes((int)a.D) : tc_smem_bytes((int)a.D);
         smem_static = 20 * 1024;
         /* 16-byte rows for cp.async: aligned bases, strides in multiples of 8 halves */
         bool vec = ((uintptr_t)a.q | (uintptr_t)a.k | (uintptr_t)a.v) % 16 == 0;
@@ -485,7 +488,7 @@ extern "C" lcx_status lcx_cuda_attention(lcx_cuda_state *s, const lcx_cuda_attn_
     const unsigned grid = (unsigned)(total < (int64_t)1 << 30 ? total : (int64_t)1 << 30);
     lcx_status st;
     if (tc)
-        st = tc_launch(a, q->dtype == LCX_BF16, tc_warps, smem, grid, s);
+        st = tc_launch(a, q->dtype == LCX_BF16, tc_warps, tc_wg, smem, grid, s);
     else if (BQ == 2 * LCX_CA_WARPS)
         st = nc == 16 ? ca_launch<2, 16>(a, smem, grid, s) : ca_launch_nc<2>(nc, a, smem, grid, s);
     else

@@ -236,7 +236,10 @@ __device__ inline int ca_runs(const lcx_ca_args &a, const ca_item &t, const int6
  * owns 16 * warps rows. */
 bool tc_available(int d, int bf16);
 size_t tc_smem_bytes(int d);
-lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, size_t smem, unsigned grid, lcx_cuda_state *s);
+size_t tc_wg_smem_bytes(int d);
+/* wg: the wgmma kernel (sm_90a; warps 8, d 64 or 128) */
+lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, int wg, size_t smem, unsigned grid,
+                     lcx_cuda_state *s);
 
 } // namespace lcx_ca
 

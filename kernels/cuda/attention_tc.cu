@@ -48,6 +48,22 @@
  * warps instead (16 keys each, all on the same rows), and the warps'
  * partial results are merged in warp order at the end of the item, so four
  * warps work where one would.
+ * On sm_90a, where the context enabled it (LONGCTX_CUDA_WGMMA=1; see
+ * lcx_cuda_open), prefill blocks of 128 rows at head dims 64 and 128 take a
+ * warpgroup-MMA (wgmma) variant of the same kernel (template argument WG):
+ * the two warpgroups own 64 rows each; S = Q K^T is D / 16 wgmma m64n64k16
+ * with Q's A fragments from registers (the layout is mma.sync's) and K
+ * staged by cp.async in the 128-byte-swizzled K-major layout of mma.cuh;
+ * O += P V is 4 (8 with the lo half of P) wgmma m64nDk16 with P from
+ * registers and V^T as the B operand, which the block writes once per tile
+ * from the padded V rows (the B operand wants the keys along its rows; the
+ * padded rows stay for the inf/NaN test and the careful path, which in
+ * this variant does a whole tile by FMAs). A tile is skipped only when no
+ * row of the warpgroup sees it (a wgmma is collective). Softmax, masks,
+ * NaN rules and the epilogue are the shared code: the accumulators of
+ * m64nNk16 are the m16n8 fragments of each warp. Not yet done: K/V copies
+ * overlapped with the MMAs of the other warpgroup (FA3's ping-pong), TMA
+ * and an in-register transpose of V (stmatrix).
  * Sums run in an order fixed by the shape; results do not depend on the grid
  * size or the run. */
 #include <math.h>
@@ -65,6 +81,13 @@
 namespace lcx_ca {
 
 size_t tc_smem_bytes(int d) { return (size_t)4 * LCX_TC_BK * (size_t)(d + 8) * sizeof(uint16_t); }
+
+/* the wgmma kernel: per stage a swizzled K tile and a padded V tile, then
+ * one swizzled V^T tile; + 1024 for the alignment of the swizzled tiles */
+size_t tc_wg_smem_bytes(int d)
+{
+    return (size_t)(2 * (LCX_TC_BK * d + LCX_TC_BK * (d + 8)) + 64 * d) * sizeof(uint16_t) + 1024;
+}
 
 namespace {
 
@@ -154,6 +177,53 @@ __device__ __forceinline__ void tc_stage_rows(uint16_t *dst, const uint16_t *src
 }
 
 #if LCX_CUDA_SM80
+/* the K tile for the wgmma kernel: the operand layout of mma.cuh (K-major,
+ * 128-byte swizzle), one 64-key x 64-column block after another (D / 64
+ * of them, 8 KiB each): the 16-byte chunk c of key j goes to block c / 8,
+ * row j, chunk (c % 8) ^ (j % 8). Keys at or past n are zero */
+template <int D, int NT>
+__device__ __forceinline__ void tc_stage_sw(uint16_t *dst, const uint16_t *src, int64_t stride, int n, int vec)
+{
+    constexpr int CH = D / 8;
+    for (int idx = threadIdx.x; idx < LCX_TC_BK * CH; idx += NT) {
+        const int j = idx / CH, c = idx % CH;
+        uint16_t *const d = dst + (c >> 3) * (LCX_TC_BK * 64) + j * 64 + (((c & 7) ^ (j & 7)) << 3);
+        if (j >= n)
+            *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
+        else if (vec)
+            lcx_cp_async16(d, src + j * stride + c * 8);
+        else
+            for (int e = 0; e < 8; e++)
+                d[e] = src[j * stride + c * 8 + e];
+    }
+}
+
+/* V^T of a staged V tile (rows of LD halves) for the wgmma kernel's P V:
+ * the B operand wants the reduction (keys) along rows, so row n of vt is
+ * column n of V, its 64 keys in 128 bytes, swizzled as K's. A task turns 8
+ * keys x 2 columns (eight 32-bit reads) into two 16-byte chunks */
+template <int D, int LD, int NT>
+__device__ __forceinline__ void tc_transpose_v(const uint16_t *vs, uint16_t *vt)
+{
+    constexpr int NP = D / 2;
+    for (int t = threadIdx.x; t < 8 * NP; t += NT) {
+        const int n = 2 * (t % NP), jb = t / NP;
+        uint32_t w[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            w[i] = *reinterpret_cast<const uint32_t *>(vs + (jb * 8 + i) * LD + n);
+        uint32_t lo[4], hi[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            lo[i] = (w[2 * i] & 0xffffu) | (w[2 * i + 1] << 16);
+            hi[i] = (w[2 * i] >> 16) | (w[2 * i + 1] & 0xffff0000u);
+        }
+        *reinterpret_cast<uint4 *>(vt + n * 64 + ((jb ^ (n & 7)) << 3)) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+        *reinterpret_cast<uint4 *>(vt + (n + 1) * 64 + ((jb ^ ((n + 1) & 7)) << 3)) =
+            make_uint4(hi[0], hi[1], hi[2], hi[3]);
+    }
+}
+
 /* some 16-bit value this thread staged with tc_stage (rows < n; the rest
  * are zeros) is inf or NaN. Read back after the thread's own cp.async
  * wait, which makes its copies visible to it; the block's OR then comes
@@ -190,10 +260,16 @@ __device__ __forceinline__ bool tc_own_nonfinite(const uint16_t *dst, int n, int
 }
 #endif
 
-template <int D, int BF16, int WARPS>
+template <int D, int BF16, int WARPS, int WG>
 __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_args a)
 {
 #if LCX_CUDA_SM80
+#if !LCX_CUDA_SM90A
+    if constexpr (WG != 0)
+        return; /* launched only where the context's probe found sm_90a code */
+#endif
+    constexpr bool wgm = WG != 0;
+    static_assert(!wgm || ((D == 64 || D == 128) && WARPS == 8), "wgmma: head dim 64 or 128, two warpgroups");
     constexpr int BQ = 16 * WARPS, BK = LCX_TC_BK, LD = D + 8, NTH = 32 * WARPS;
     constexpr int KF = D / 16; /* k-steps of Q K^T */
     constexpr int NT = BK / 8; /* 8-key column tiles of S */
@@ -206,13 +282,23 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
      * registers */
     constexpr float LN2 = 0.6931471805599453f;
     extern __shared__ uint4 lcx_tc_smem[];
-    uint16_t *const sm = reinterpret_cast<uint16_t *>(lcx_tc_smem); /* [stage][K, V][BK][LD] */
-    uint16_t *const Qs = sm + 2 * BK * LD;                           /* stage 1 (K, V: up to 128 rows) */
+    /* mma.sync: [stage][K, V][BK][LD]; wgmma: [stage][K swizzled (BK x D),
+     * V (BK x LD)], then V^T (D x BK, swizzled), from a 1024-byte boundary */
+    uint16_t *const sm =
+        reinterpret_cast<uint16_t *>(reinterpret_cast<unsigned char *>(lcx_tc_smem) +
+                                     (wgm ? (1024u - ((uint32_t)__cvta_generic_to_shared(lcx_tc_smem) & 1023u)) & 1023u
+                                          : 0u));
+    constexpr int KT = wgm ? BK * D : BK * LD, ST = KT + BK * LD; /* halves: a K tile, a stage */
+    uint16_t *const Qs = sm + ST; /* stage 1 (and V^T: up to 128 rows) */
+    uint16_t *const Vt = sm + 2 * ST;
+    (void)Vt; /* (wgmma only) */
+    static_assert(!wgm || BQ * LD <= ST + 64 * D, "Q rows fit stage 1 and V^T");
     __shared__ int64_t rlo[BQ][2], rhi[BQ][2], rq[BQ], ri[BQ], rh[BQ];
     __shared__ int rnv[BQ];
     __shared__ int64_t run_lo[2], run_hi[2];
     __shared__ int n_runs;
     __shared__ float pscr[WARPS][16][17]; /* P of a 16-key step, for the careful path */
+    __shared__ int64_t wspan[WARPS][2];   /* the warps' key spans (wgmma: a warpgroup's union) */
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
     const int64_t total = a.n_items * a.n_chunks;
     const uint16_t *const qg = (const uint16_t *)a.q, *const kg = (const uint16_t *)a.k,
@@ -262,7 +348,17 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
         const int nr = n_runs;
         const int64_t n0 = nr > 0 ? (run_hi[0] - run_lo[0] + BK) / BK : 0;
         const int64_t ntiles = n0 + (nr > 1 ? (run_hi[1] - run_lo[1] + BK) / BK : 0);
+        if (wgm && lane == 0) {
+            wspan[warp][0] = wlo;
+            wspan[warp][1] = whi;
+        }
         __syncthreads(); /* Qs (stage 1) is free */
+        if constexpr (wgm) { /* a wgmma takes the warpgroup's 64 rows: their union */
+            for (int w = warp & ~3; w < (warp & ~3) + 4; w++) {
+                wlo = wspan[w][0] < wlo ? wspan[w][0] : wlo;
+                whi = wspan[w][1] > whi ? wspan[w][1] : whi;
+            }
+        }
 
         float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
         bool rnan[2] = {false, false};
@@ -288,8 +384,11 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
             const int64_t key0 = t.k0 + kb;
             const int64_t k0 = t.b * a.kst[0] + key0 * a.kst[1] + t.kvh * a.kst[2], ks1 = a.kst[1];
             const int64_t v0 = t.b * a.vst[0] + key0 * a.vst[1] + t.kvh * a.vst[2], vs1 = a.vst[1];
-            tc_stage_rows<D, LD, NTH, BK>(sm + st * 2 * BK * LD, kg + k0, ks1, nk, a.vec);
-            tc_stage_rows<D, LD, NTH, BK>(sm + st * 2 * BK * LD + BK * LD, vg + v0, vs1, nk, a.vec);
+            if constexpr (wgm)
+                tc_stage_sw<D, NTH>(sm + st * ST, kg + k0, ks1, nk, a.vec);
+            else
+                tc_stage_rows<D, LD, NTH, BK>(sm + st * ST, kg + k0, ks1, nk, a.vec);
+            tc_stage_rows<D, LD, NTH, BK>(sm + st * ST + KT, vg + v0, vs1, nk, a.vec);
             lcx_cp_async_commit();
         };
         if (ntiles > 0)
@@ -304,11 +403,25 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
             int64_t kb;
             int nk;
             tile(ti, kb, nk);
-            const uint16_t *const Ks = sm + (ti & 1) * 2 * BK * LD, *const Vs = Ks + BK * LD;
+            const uint16_t *const Ks = sm + (ti & 1) * ST, *const Vs = Ks + KT;
+#if LCX_CUDA_SM90A
+            if constexpr (wgm)
+                lcx_fence_proxy_async(); /* this thread's K copies, for the tensor cores' reads */
+#endif
             /* the tile is complete for the block; whether V holds inf/NaN */
             const bool vmine = tc_own_nonfinite<D, LD, NTH, BF16>(Vs, nk, a.vec);
             const bool vbad = __syncthreads_or(vmine) != 0;
-            if (kb <= whi && kb + nk - 1 >= wlo) { /* some row of this warp sees a key of the tile */
+#if LCX_CUDA_SM90A
+            if constexpr (wgm) {
+                if (!vbad) { /* (a tile with inf/NaN in V takes f32 FMAs from Vs instead) */
+                    tc_transpose_v<D, LD, NTH>(Vs, Vt);
+                    lcx_fence_proxy_async();
+                    __syncthreads();
+                }
+            }
+#endif
+            /* some row of this warp (wgmma: warpgroup) sees a key of the tile */
+            if (kb <= whi && kb + nk - 1 >= wlo) {
                 float s[NT][4];
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++)
@@ -317,7 +430,26 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                  * 8 (lane >> 4), halves 8 ((lane >> 3) & 1) on; the rest of
                  * the address is constant (an immediate offset) */
                 const uint16_t *const kq = Ks + ((lane & 7) + ((lane >> 4) << 3)) * LD + ((lane >> 3) & 1) * 8;
-                if (!ks) {
+                if constexpr (wgm) {
+#if LCX_CUDA_SM90A
+                    /* S = Q K^T for the warpgroup's 64 rows: Q from registers
+                     * (the A fragments are mma.sync's), K^T one 16-column
+                     * slice of the swizzled blocks per step */
+                    float(&sf)[4 * NT] = reinterpret_cast<float(&)[4 * NT]>(s);
+                    const uint32_t k_s = (uint32_t)__cvta_generic_to_shared(Ks);
+                    lcx_wg_arrive();
+                    lcx_wg_pin(sf);
+#pragma unroll
+                    for (int kk = 0; kk < KF; kk++)
+                        lcx_wgmma_rs<BK, BF16>(sf, qf[kk], lcx_wg_desc(k_s + (kk >> 2) * 8192 + (kk & 3) * 32));
+                    lcx_wg_commit();
+                    lcx_wg_wait<0>();
+                    lcx_wg_pin(sf);
+#pragma unroll
+                    for (int kk = 0; kk < KF; kk++)
+                        lcx_wg_pin(qf[kk]);
+#endif
+                } else if (!ks) {
 #pragma unroll
                     for (int kk = 0; kk < KF; kk++)
 #pragma unroll
@@ -441,6 +573,37 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                     else
                         softmax(std::false_type(), std::true_type());
                 }
+                /* the careful path: the weights p0, p1 of 16 keys (S columns
+                 * 2 kk, 2 kk + 1) through shared memory, then the V columns
+                 * 16 vp to 16 vp + 15 of those keys by f32 FMAs that skip
+                 * zero weights (a key with inf or NaN in V that a row does
+                 * not see must add nothing to it) */
+                auto stage_p = [&](const float(&p0)[4], const float(&p1)[4]) {
+                    float(*ps)[17] = pscr[warp];
+                    __syncwarp();
+                    for (int e = 0; e < 2; e++) {
+                        ps[g][2 * tq + e] = p0[e];
+                        ps[g + 8][2 * tq + e] = p0[2 + e];
+                        ps[g][8 + 2 * tq + e] = p1[e];
+                        ps[g + 8][8 + 2 * tq + e] = p1[2 + e];
+                    }
+                    __syncwarp();
+                };
+                auto fma_piece = [&](int kk, int vp) {
+                    const float(*ps)[17] = pscr[warp];
+#pragma unroll
+                    for (int e = 0; e < 8; e++) {
+                        const int row = g + 8 * ((e >> 1) & 1), col = vp * 16 + (e >> 2) * 8 + 2 * tq + (e & 1);
+                        float o = acc[2 * vp + (e >> 2)][e & 3];
+#pragma unroll 1
+                        for (int j = 0; j < 16; j++) {
+                            const float p = ps[row][j];
+                            if (p != 0.0f)
+                                o = fmaf(p * PS, tc_widen<BF16>(Vs[(kk * 16 + j) * LD + col]), o);
+                        }
+                        acc[2 * vp + (e >> 2)][e & 3] = o;
+                    }
+                };
                 /* O += P V: 16 keys (step kk) with weights p0, p1 (S columns
                  * 2 kk and 2 kk + 1), 16 columns of V at a time */
                 auto pv = [&](int kk, const float(&p0)[4], const float(&p1)[4]) {
@@ -498,34 +661,69 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
                             }
                             continue;
                         }
-                        /* inf or NaN in these V rows and columns: f32 FMAs that skip zero weights */
-                        float(*ps)[17] = pscr[warp];
+                        /* inf or NaN in these V rows and columns */
                         if (!staged) {
-                            __syncwarp();
-                            for (int e = 0; e < 2; e++) {
-                                ps[g][2 * tq + e] = p0[e];
-                                ps[g + 8][2 * tq + e] = p0[2 + e];
-                                ps[g][8 + 2 * tq + e] = p1[e];
-                                ps[g + 8][8 + 2 * tq + e] = p1[2 + e];
-                            }
-                            __syncwarp();
+                            stage_p(p0, p1);
                             staged = true;
                         }
-#pragma unroll
-                        for (int e = 0; e < 8; e++) {
-                            const int row = g + 8 * ((e >> 1) & 1), col = vp * 16 + (e >> 2) * 8 + 2 * tq + (e & 1);
-                            float o = acc[2 * vp + (e >> 2)][e & 3];
-#pragma unroll 1
-                            for (int j = 0; j < 16; j++) {
-                                const float p = ps[row][j];
-                                if (p != 0.0f)
-                                    o = fmaf(p * PS, tc_widen<BF16>(Vs[(kk * 16 + j) * LD + col]), o);
-                            }
-                            acc[2 * vp + (e >> 2)][e & 3] = o;
-                        }
+                        fma_piece(kk, vp);
                     }
                 };
-                if (!ks) {
+                if constexpr (wgm) {
+#if LCX_CUDA_SM90A
+                    if (!vbad) {
+                        /* O += P V for the warpgroup: P from registers (the S
+                         * fragments packed as A fragments, hi and lo as above),
+                         * V^T one 16-key slice per step; pv_16bit: hi only */
+                        float(&af)[D / 2] = reinterpret_cast<float(&)[D / 2]>(acc);
+                        const uint32_t vt_s = (uint32_t)__cvta_generic_to_shared(Vt);
+                        auto batch = [&](auto with_lo) {
+                            constexpr bool LO = decltype(with_lo)::value;
+                            uint32_t ph[BK / 16][4], pl[BK / 16][4];
+#pragma unroll
+                            for (int kk = 0; kk < BK / 16; kk++)
+#pragma unroll
+                                for (int i = 0; i < 4; i++) {
+                                    const float *const p = s[2 * kk + (i >> 1)] + 2 * (i & 1);
+                                    if constexpr (LO)
+                                        tc_split<BF16>(p[0] * PS, p[1] * PS, ph[kk][i], pl[kk][i]);
+                                    else
+                                        ph[kk][i] = lcx_pack2_rn<BF16>(p[0] * PS, p[1] * PS);
+                                }
+                            lcx_wg_arrive();
+                            lcx_wg_pin(af);
+#pragma unroll
+                            for (int kk = 0; kk < BK / 16; kk++) {
+                                const uint64_t dv = lcx_wg_desc(vt_s + kk * 32);
+                                lcx_wgmma_rs<D, BF16>(af, ph[kk], dv);
+                                if constexpr (LO)
+                                    lcx_wgmma_rs<D, BF16>(af, pl[kk], dv);
+                            }
+                            lcx_wg_commit();
+                            lcx_wg_wait<0>();
+                            lcx_wg_pin(af);
+#pragma unroll
+                            for (int kk = 0; kk < BK / 16; kk++) {
+                                lcx_wg_pin(ph[kk]);
+                                if constexpr (LO)
+                                    lcx_wg_pin(pl[kk]);
+                            }
+                        };
+                        if (a.pv16)
+                            batch(std::false_type());
+                        else
+                            batch(std::true_type());
+                    } else { /* inf or NaN somewhere in V: every piece by FMAs */
+#pragma unroll
+                        for (int kk = 0; kk < BK / 16; kk++) {
+                            stage_p(s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+                            for (int vp = 0; vp < VN / 2; vp++)
+                                fma_piece(kk, vp);
+                        }
+                    }
+#endif
+                } else if (!ks) {
 #pragma unroll
                     for (int kk = 0; kk < BK / 16; kk++)
                         pv(kk, s[2 * kk], s[2 * kk + 1]);
@@ -642,24 +840,29 @@ __global__ void __launch_bounds__(32 * WARPS, 1) lcx_ca_tc_kernel(const lcx_ca_a
 template <int D, int BF16> bool tc_built()
 {
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, lcx_ca_tc_kernel<D, BF16, 4>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, lcx_ca_tc_kernel<D, BF16, 4, 0>) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
     return fa.ptxVersion >= 80;
 }
 
-template <int D, int BF16, int WARPS>
+template <int D, int BF16, int WARPS, int WG>
 lcx_status tc_go(const lcx_ca_args &a, size_t smem, unsigned grid, lcx_cuda_state *s)
 {
-    LCX_CUDA_TRY(lcx_cuda_smem_optin(s, (const void *)lcx_ca_tc_kernel<D, BF16, WARPS>, smem));
-    lcx_ca_tc_kernel<D, BF16, WARPS><<<grid, 32 * WARPS, smem, s->stream>>>(a);
-    return lcx_cuda_status(cudaGetLastError(), "attention tensor-core kernel launch");
+    LCX_CUDA_TRY(lcx_cuda_smem_optin(s, (const void *)lcx_ca_tc_kernel<D, BF16, WARPS, WG>, smem));
+    lcx_ca_tc_kernel<D, BF16, WARPS, WG><<<grid, 32 * WARPS, smem, s->stream>>>(a);
+    return lcx_cuda_status(cudaGetLastError(), WG ? "attention wgmma kernel launch"
+                                                  : "attention tensor-core kernel launch");
 }
 
-template <int D, int BF16> lcx_status tc_go_w(int warps, const lcx_ca_args &a, size_t smem, unsigned grid, lcx_cuda_state *s)
+template <int D, int BF16>
+lcx_status tc_go_w(int warps, int wg, const lcx_ca_args &a, size_t smem, unsigned grid, lcx_cuda_state *s)
 {
-    return warps == 8 ? tc_go<D, BF16, 8>(a, smem, grid, s) : tc_go<D, BF16, 4>(a, smem, grid, s);
+    if constexpr (D == 64 || D == 128)
+        if (wg)
+            return tc_go<D, BF16, 8, 1>(a, smem, grid, s);
+    return warps == 8 ? tc_go<D, BF16, 8, 0>(a, smem, grid, s) : tc_go<D, BF16, 4, 0>(a, smem, grid, s);
 }
 
 } // namespace
@@ -684,21 +887,21 @@ bool tc_available(int d, int bf16)
     }
 }
 
-lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, size_t smem, unsigned grid, lcx_cuda_state *s)
+lcx_status tc_launch(const lcx_ca_args &a, int bf16, int warps, int wg, size_t smem, unsigned grid, lcx_cuda_state *s)
 {
     switch (a.D * 2 + (bf16 ? 1 : 0)) {
     case 64 * 2 + 1:
-        return tc_go_w<64, 1>(warps, a, smem, grid, s);
+        return tc_go_w<64, 1>(warps, wg, a, smem, grid, s);
     case 64 * 2:
-        return tc_go_w<64, 0>(warps, a, smem, grid, s);
+        return tc_go_w<64, 0>(warps, wg, a, smem, grid, s);
     case 96 * 2 + 1:
-        return tc_go_w<96, 1>(warps, a, smem, grid, s);
+        return tc_go_w<96, 1>(warps, wg, a, smem, grid, s);
     case 96 * 2:
-        return tc_go_w<96, 0>(warps, a, smem, grid, s);
+        return tc_go_w<96, 0>(warps, wg, a, smem, grid, s);
     case 128 * 2 + 1:
-        return tc_go_w<128, 1>(warps, a, smem, grid, s);
+        return tc_go_w<128, 1>(warps, wg, a, smem, grid, s);
     default:
-        return tc_go_w<128, 0>(warps, a, smem, grid, s);
+        return tc_go_w<128, 0>(warps, wg, a, smem, grid, s);
     }
 }
 

@@ -144,9 +144,10 @@ extern "C" lcx_status lcx_cuda_open(int device, void *stream, lcx_cuda_state **o
         }
         s->owns_stream = 1;
     }
-    /* warpgroup MMA for the LoRA GEMM: opt-in (LONGCTX_CUDA_WGMMA=1) until
-     * it has been run on hardware, and only where the device is a 9.0 and
-     * runs the sm_90a code (a build with gpu_sm 90a) */
+    /* warpgroup MMA for the LoRA GEMM and attention prefill: opt-in
+     * (LONGCTX_CUDA_WGMMA=1) until it has been run on hardware, and only
+     * where the device is a 9.0 and runs the sm_90a code (a build with
+     * gpu_sm 90a) */
     const char *wg = getenv("LONGCTX_CUDA_WGMMA");
     if (wg && strcmp(wg, "1") == 0) {
         int major = 0, minor = 0;
@@ -348,6 +349,8 @@ extern "C" const char *lcx_cuda_kernel_name(const lcx_cuda_state *s, const char 
 {
     if (s->wgmma && strcmp(op, "gemm_ukr") == 0)
         return "lcx_k_lora_gemm_wgmma__cuda"; /* 16-bit x and W of one dtype on sm_90a */
+    if (s->wgmma && strncmp(op, "attn_", 5) == 0)
+        return "lcx_k_attention_wgmma__cuda"; /* 16-bit q, k, v, head dim 64 or 128, >= 128 rows a block */
     static const char *const names[][2] = {
         {"convert_f32_bf16", "lcx_k_convert_f32_bf16__cuda"},
         {"convert_bf16_f32", "lcx_k_convert_bf16_f32__cuda"},

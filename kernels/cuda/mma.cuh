@@ -263,6 +263,55 @@ template <int BF16> __device__ __forceinline__ void lcx_wgmma_n16(float (&d)[8],
                      : LCX_WG_D8(0)
                      : "l"(da), "l"(db), "r"(1));
 }
+/* the same pins for 32-bit registers: the A fragments of a register-A
+ * wgmma, which the tensor cores read until the wait */
+template <int NR> __device__ __forceinline__ void lcx_wg_pin(uint32_t (&r)[NR])
+{
+#pragma unroll
+    for (int i = 0; i < NR; i++)
+        asm volatile("" : "+r"(r[i])::"memory");
+}
+
+#define LCX_WG_L32 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+                   "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define LCX_WG_L64 LCX_WG_L32 ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+                   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+
+/* d += A B with A from registers: A 64 x 16, this thread's fragment a (the
+ * mma.sync m16n8k16 A layout on the 16 rows of its warp: a[0] row l / 4,
+ * columns 2 (l % 4) + {0, 1}; a[1] row + 8; a[2], a[3] columns + 8), B
+ * 16 x N (db, K-major: N rows of the reduction), d the N / 2 f32
+ * accumulators. N is 64 or 128. The registers of a must keep their values
+ * until the wait (pin them after it) */
+template <int N, int BF16>
+__device__ __forceinline__ void lcx_wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db)
+{
+    static_assert(N == 64 || N == 128, "m64n64k16 or m64n128k16");
+    if constexpr (N == 64 && BF16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" LCX_WG_L32
+                     "}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                     : LCX_WG_D32(0)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    else if constexpr (N == 64)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {" LCX_WG_L32
+                     "}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                     : LCX_WG_D32(0)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    else if constexpr (BF16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" LCX_WG_L64
+                     "}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+                     : LCX_WG_D32(0), LCX_WG_D32(32)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {" LCX_WG_L64
+                     "}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+                     : LCX_WG_D32(0), LCX_WG_D32(32)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
 #endif
 
 #endif

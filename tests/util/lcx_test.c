@@ -28,6 +28,11 @@ int lcx_test_run(const char *suite, int argc, char **argv, const struct CMUnitTe
                                 : ((uint64_t)time(NULL) << 20) ^ (uint64_t)clock();
     printf("%s/%s: seed %" PRIu64 " (replay with LONGCTX_TEST_SEED=%" PRIu64 ")\n", suite, name,
            lcx_test_seed, lcx_test_seed);
+    /* LONGCTX_TEST_FILTER: run only the tests whose names match (cmocka's
+     * pattern: * and ? wildcards) */
+    const char *filter = getenv("LONGCTX_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     char group[128];
     snprintf(group, sizeof group, "%s/%s", suite, name);
     return _cmocka_run_group_tests(group, tests, n_tests, NULL, NULL);

@@ -36,6 +36,15 @@ def asm(m):
     if 'wgmma.fence' in t: return 'emu_wg_arrive();'
     if 'wgmma.commit_group' in t: return 'emu_wg_commit();'
     if 'wgmma.wait_group' in t: return 'emu_wg_wait(n);'
+    if 'wgmma.mma_async' in t and re.search(r'\}, \{%\d+, %\d+, %\d+, %\d+\}, %\d+, p,', t):
+        # A from registers (a[4]): the immediates scale-a, scale-b, trans-b
+        n = int(re.search(r'm64n(\d+)k16', t).group(1))
+        imm = re.search(r'\}, %\d+, p, (-?\d+), (-?\d+), (\d+);', t)
+        sd = re.search(r'setp\.ne\.b32 p, %(\d+), 0', t)
+        ins = re.findall(r'"r"\(([^)]*)\)', t)
+        assert imm and sd and len(ins) == 5 and ins[:4] == ['a[0]', 'a[1]', 'a[2]', 'a[3]'], t
+        return 'emu_wgmma_rs(d, a, db, %s, %d, (%s), %s, %s, %s);' % (
+            'true' if '.bf16.bf16' in t else 'false', n, ins[4], imm.group(1), imm.group(2), imm.group(3))
     if 'wgmma.mma_async' in t:
         # shape, the immediates after the descriptors and the scale-d operand
         # (the setp's source: an "r"(value) input) go to the emulation

@@ -600,9 +600,15 @@ struct emu_copy { void *d; const void *s; };
 struct emu_block {
     emu_bar bar, endbar;
     std::vector<std::unique_ptr<emu_warp>> warps;
+    std::vector<std::unique_ptr<emu_bar>> wgbars; /* per warpgroup (128 threads): wgmma convergence */
     std::vector<emu_alloc> shared; /* registered __shared__ variables */
     std::vector<uint8_t> unfenced; /* per byte of dynamic shared memory: written by the generic proxy
                                     * (vector store, landed cp.async) and not yet fenced by its writer */
+    /* per byte, once fenced: 1 + the block-barrier generation at the writer's
+     * fence.proxy.async and the writer; another thread's wgmma may read it
+     * only after a barrier has completed since */
+    std::vector<uint32_t> fence_gen;
+    std::vector<int32_t> fence_tid;
     size_t static_bytes = 0, dyn_bytes = 0;
     char *dyn = nullptr;
     int first_block = 1;
@@ -779,13 +785,30 @@ inline void emu_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2
  * them until the wait. mma_async without a wgmma.fence since the last
  * commit, or with this thread's cp.async data landed since its last
  * fence.proxy.async, is reported; a thread that exits with pending groups
- * is reported. */
-struct emu_wgop { float *d; int nr; uint64_t da, db; bool bf16, acc, neg; double p[128]; }; /* nr = N / 2 accumulators */
+ * is reported. With A from registers the warp's lanes exchange their
+ * fragments at the issue (mma.sync's A layout), and a change to a
+ * thread's A registers before the wait is reported. The 128 threads of a
+ * warpgroup meet at every wgmma (a warp that skips one is reported). */
+struct emu_wgop {
+    float *d;
+    int nr; /* N / 2 accumulators */
+    uint64_t da, db;
+    bool bf16, acc, neg;
+    double p[128];
+    /* A from registers: this thread's rows of A (gathered from its quad at
+     * the issue), and its own fragment registers with their values then */
+    bool ra = false;
+    double a[2][16];
+    const uint32_t *areg = nullptr;
+    uint32_t av[4];
+};
 struct emu_wg_state {
     std::vector<emu_wgop> open;
     std::vector<std::vector<emu_wgop>> groups;
     bool arrived = false;
     std::vector<std::pair<size_t, size_t>> mine; /* this thread's unfenced writes (offset, bytes) */
+    unsigned long phase = ~0ul; /* the block-barrier generation of the last wgmma, and the wgmma since */
+    int k = 0;
 };
 inline thread_local emu_wg_state emu_wgs;
 inline const char *emu_wg_ptr(uint64_t desc, int row, int k)
@@ -810,6 +833,13 @@ inline const char *emu_wg_ptr(uint64_t desc, int row, int k)
                         "that its writer has not fenced with fence.proxy.async\n");
         abort();
     }
+    for (size_t b = a - base; b < a - base + 2 && !emu_blk->fence_gen.empty(); b++)
+        if (emu_blk->fence_gen[b] && emu_blk->fence_tid[b] != emu_tid &&
+            (unsigned long)emu_blk->bar.gen < (unsigned long)emu_blk->fence_gen[b]) {
+            fprintf(stderr, "emu: wgmma reads shared memory that thread %d wrote and fenced with no barrier "
+                            "since\n", (int)emu_blk->fence_tid[b]);
+            abort();
+        }
     return (const char *)a;
 }
 inline void emu_wg_product(const emu_wgop &op, double (&p)[128])
@@ -824,7 +854,10 @@ inline void emu_wg_product(const emu_wgop &op, double (&p)[128])
             v[k] = (double)emu_h2f(h, op.bf16);
         }
     };
-    for (int h = 0; h < 2; h++) row16(op.da, 16 * wq + l / 4 + 8 * h, a[h]);
+    if (op.ra)
+        memcpy(a, op.a, sizeof a);
+    else
+        for (int h = 0; h < 2; h++) row16(op.da, 16 * wq + l / 4 + 8 * h, a[h]);
     for (int j = 0; j < nj; j++)
         for (int e = 0; e < 2; e++) row16(op.db, 8 * j + 2 * (l % 4) + e, b[2 * j + e]);
     for (int i = 0; i < op.nr; i++) {
@@ -837,7 +870,18 @@ inline void emu_wg_product(const emu_wgop &op, double (&p)[128])
 /* fence.proxy.async: this thread's generic writes become visible to the async proxy */
 inline void emu_fence_proxy()
 {
-    for (auto &w : emu_wgs.mine) memset(emu_blk->unfenced.data() + w.first, 0, w.second);
+    if (emu_blk->fence_gen.size() != emu_blk->dyn_bytes) {
+        emu_blk->fence_gen.assign(emu_blk->dyn_bytes, 0);
+        emu_blk->fence_tid.assign(emu_blk->dyn_bytes, -1);
+    }
+    const uint32_t g = (uint32_t)emu_blk->bar.gen + 1;
+    for (auto &w : emu_wgs.mine) {
+        memset(emu_blk->unfenced.data() + w.first, 0, w.second);
+        for (size_t b = w.first; b < w.first + w.second; b++) {
+            emu_blk->fence_gen[b] = g;
+            emu_blk->fence_tid[b] = emu_tid;
+        }
+    }
     emu_wgs.mine.clear();
 }
 /* a vector store or a landed cp.async into dynamic shared memory: a
@@ -851,6 +895,16 @@ inline void emu_generic_write(const void *p, size_t n)
     memset(emu_blk->unfenced.data() + off, 1, n);
     emu_wgs.mine.push_back({off, n});
 }inline void emu_wg_arrive() { emu_wgs.arrived = true; }
+/* wgmma.mma_async is .sync.aligned over the warpgroup: its 128 threads meet
+ * at every one, each identified by the block's barrier generation and its
+ * number since, so a warp that skips or adds a wgmma (a warp-dependent
+ * branch) is reported as a divergent barrier */
+inline void emu_wg_meet()
+{
+    const unsigned long g = emu_blk->bar.gen;
+    if (g != emu_wgs.phase) { emu_wgs.phase = g; emu_wgs.k = 0; }
+    emu_blk->wgbars[(size_t)emu_tid / 128]->wait((int)((g & 0xfffff) * 1024 + (unsigned long)(emu_wgs.k++ & 1023)) - (1 << 30));
+}
 /* n: the N of the instruction's shape; scale_d: the scale-d predicate's
  * value (0: d = A B, else d += A B); sa, sb: imm-scale-a/b (1 or -1);
  * ta, tb: imm-trans-a/b (only 0, K-major, is emulated) */
@@ -864,6 +918,7 @@ inline void emu_wgmma(float (&d)[NR], uint64_t da, uint64_t db, bool bf16, int n
     if ((sa != 1 && sa != -1) || (sb != 1 && sb != -1)) { fprintf(stderr, "emu: wgmma imm-scale must be 1 or -1\n"); abort(); }
     if (blockDim.x * blockDim.y * blockDim.z % 128) { fprintf(stderr, "emu: wgmma in a block of partial warpgroups\n"); abort(); }
     if (!emu_wgs.arrived) { fprintf(stderr, "emu: wgmma.mma_async without a wgmma.fence before it\n"); abort(); }
+    emu_wg_meet();
     emu_wgop op;
     op.d = d;
     op.nr = NR;
@@ -872,6 +927,45 @@ inline void emu_wgmma(float (&d)[NR], uint64_t da, uint64_t db, bool bf16, int n
     op.bf16 = bf16;
     op.acc = scale_d != 0;
     op.neg = sa * sb < 0;
+    emu_wg_product(op, op.p);
+    emu_wgs.open.push_back(op);
+}
+/* wgmma with A from registers: the warp's lanes exchange their fragments
+ * (the mma.sync m16n8k16 A layout on the warp's 16 rows of the 64) */
+template <int NR>
+inline void emu_wgmma_rs(float (&d)[NR], const uint32_t (&a)[4], uint64_t db, bool bf16, int n, int scale_d, int sa,
+                         int sb, int tb)
+{
+    static_assert(NR % 4 == 0 && NR <= 128, "m64nNk16 with N a multiple of 8 up to 256");
+    if (n != 2 * NR) { fprintf(stderr, "emu: wgmma m64n%dk16 with %d accumulator registers\n", n, NR); abort(); }
+    if (tb) { fprintf(stderr, "emu: wgmma with a transposed (MN-major) B is not emulated\n"); abort(); }
+    if ((sa != 1 && sa != -1) || (sb != 1 && sb != -1)) { fprintf(stderr, "emu: wgmma imm-scale must be 1 or -1\n"); abort(); }
+    if (blockDim.x * blockDim.y * blockDim.z % 128) { fprintf(stderr, "emu: wgmma in a block of partial warpgroups\n"); abort(); }
+    if (!emu_wgs.arrived) { fprintf(stderr, "emu: wgmma.mma_async without a wgmma.fence before it\n"); abort(); }
+    emu_wg_meet();
+    emu_warp &w = *emu_cur_warp;
+    emu_warp_collective_check(w, 0xffffffffu);
+    const int l = emu_lane;
+    memcpy(w.a[l], a, sizeof w.a[l]);
+    w.bar.wait(-6);
+    emu_wgop op;
+    op.d = d;
+    op.nr = NR;
+    op.da = 0;
+    op.db = db;
+    op.bf16 = bf16;
+    op.acc = scale_d != 0;
+    op.neg = sa * sb < 0;
+    op.ra = true;
+    op.areg = a;
+    memcpy(op.av, a, sizeof op.av);
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 16; k++) {
+            const int row = l / 4 + 8 * h; /* of the warp's 16 */
+            const uint32_t v = (w.a[(row % 8) * 4 + (k % 8) / 2][row / 8 + 2 * (k / 8)] >> (16 * (k % 2))) & 0xffff;
+            op.a[h][k] = (double)emu_h2f(v, bf16);
+        }
+    w.bar.wait(-7);
     emu_wg_product(op, op.p);
     emu_wgs.open.push_back(op);
 }
@@ -889,6 +983,10 @@ inline void emu_wg_wait(int n)
             emu_wg_product(op, p);
             if (memcmp(p, op.p, sizeof(double) * (size_t)op.nr)) {
                 fprintf(stderr, "emu: shared memory read by a wgmma changed between its issue and its wait_group\n");
+                abort();
+            }
+            if (op.ra && memcmp(op.areg, op.av, sizeof op.av)) {
+                fprintf(stderr, "emu: the A registers of a wgmma changed between its issue and its wait_group\n");
                 abort();
             }
             for (int i = 0; i < op.nr; i++) {
@@ -944,6 +1042,7 @@ inline void emu_fiber_entry()
     emu_wg_exit_check();
     emu_blk->bar.drop();
     emu_cur_warp->bar.drop();
+    if (!emu_blk->wgbars.empty()) emu_blk->wgbars[(size_t)emu_tid / 128]->drop();
     emu_cur_fiber->done = 1;
     emu_yield();
     abort();
@@ -1033,9 +1132,11 @@ inline void emu_run_fibers(dim3 grid, dim3 block, long nt, emu_block &blk, std::
                 blk.first_block = 0;
                 blk.bar.reset((int)nt);
                 for (auto &w : blk.warps) w->bar.reset(32);
+                for (auto &w : blk.wgbars) w->reset(128);
                 for (auto &sh : blk.shared) memset(sh.p, emu_poison(), sh.n);
                 memset(blk.dyn, emu_poison(), blk.dyn_bytes);
                 if (!blk.unfenced.empty()) memset(blk.unfenced.data(), 0, blk.unfenced.size());
+                if (!blk.fence_gen.empty()) memset(blk.fence_gen.data(), 0, blk.fence_gen.size() * sizeof(uint32_t));
             }
 }
 
@@ -1073,6 +1174,11 @@ void emu_launch(const void *kfn, const char *kname, dim3 grid, dim3 block, size_
             blk.warps.back()->bar.what = "warp collective";
             blk.warps.back()->bar.reset(32);
         }
+        for (long i = 0; nt % 128 == 0 && i < nt / 128; i++) {
+            blk.wgbars.push_back(std::make_unique<emu_bar>());
+            blk.wgbars.back()->what = "warpgroup (wgmma)";
+            blk.wgbars.back()->reset(128);
+        }
         if (emu_fibers()) {
             emu_run_fibers(grid, block, nt, blk, std::function<void()>(body));
             return;
@@ -1100,14 +1206,18 @@ void emu_launch(const void *kfn, const char *kname, dim3 grid, dim3 block, size_
                             emu_wg_exit_check();
                             blk.bar.drop(); /* this thread has exited */
                             emu_cur_warp->bar.drop();
+                            if (!blk.wgbars.empty()) blk.wgbars[(size_t)t / 128]->drop();
                             blk.endbar.wait(-1);
                             if (t == 0) { /* the next block: fresh barriers and poisoned shared memory */
                                 blk.first_block = 0;
                                 blk.bar.reset((int)nt);
                                 for (auto &w : blk.warps) w->bar.reset(32);
+                for (auto &w : blk.wgbars) w->reset(128);
                                 for (auto &s : blk.shared) memset(s.p, emu_poison(), s.n);
                                 memset(blk.dyn, emu_poison(), dyn);
                                 if (!blk.unfenced.empty()) memset(blk.unfenced.data(), 0, blk.unfenced.size());
+                                if (!blk.fence_gen.empty())
+                                    memset(blk.fence_gen.data(), 0, blk.fence_gen.size() * sizeof(uint32_t));
                             }
                             emu_wphase = 0;
                             blk.endbar.wait(-1);
